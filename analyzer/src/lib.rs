@@ -1,0 +1,9 @@
+//! # verdict (analyzer)
+//!
+//! The daemon and CLI around [`verdict_judges`]: it pulls canary and baseline
+//! series from a [`source`], judges them, decides promote / continue / abort,
+//! and answers the rollout controllers. See `docs/architecture.md` for the map
+//! of modules and how a webhook becomes a decision.
+
+pub mod json;
+pub mod source;

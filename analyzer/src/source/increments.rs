@@ -1,0 +1,1 @@
+//! Counter and histogram increments from raw series (in progress).

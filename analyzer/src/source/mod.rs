@@ -1,0 +1,59 @@
+//! Where metric data comes from: Prometheus range queries or recordings.
+//!
+//! Every source answers the same question, "the raw series this query
+//! returns over this window", as [`Series`]; the engine turns series into
+//! judge inputs with [`increments`] (counters and histograms) or by taking
+//! the points (gauges). Keeping the source this dumb is what lets replay and
+//! serve agree: only the origin of the series differs.
+
+pub mod increments;
+pub mod prometheus;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A query window: `[start, end]` in unix seconds, sampled every `step`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub start: f64,
+    pub end: f64,
+    pub step: Duration,
+}
+
+impl Window {
+    /// The window's length.
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64((self.end - self.start).max(0.0))
+    }
+}
+
+/// One sample of a series. `value` may be NaN or ±inf as Prometheus reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Unix seconds.
+    pub timestamp: f64,
+    pub value: f64,
+}
+
+/// One labelled time series of a range-query result.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Series {
+    pub labels: BTreeMap<String, String>,
+    pub samples: Vec<Sample>,
+}
+
+/// Why a source could not answer. Every variant reaches the decision as
+/// "error, with this reason" and never as a pass.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SourceError {
+    #[error("metric backend unreachable: {0}")]
+    Unreachable(String),
+    #[error("metric backend timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("metric backend answered HTTP {status}: {message}")]
+    Http { status: u16, message: String },
+    #[error("metric backend rejected the query: {0}")]
+    BadQuery(String),
+    #[error("metric backend returned an unusable response: {0}")]
+    BadResponse(String),
+}
