@@ -797,6 +797,21 @@ mod tests {
         )
         .unwrap();
         assert!(r.p_value > 0.3 && r.p_value < 0.4, "{}", r.p_value);
+        // 40-digit mpmath sums of the hypergeometric pmf: 0.17493018172760905
+        // and 0.83225476654308552. scipy 1.17 (boost pmf) is off by 7e-10
+        // here; the ratio walk from the mode keeps ~1e-15.
+        let g = fisher_exact([[1400, 998_600], [12_950, 9_487_050]], Alternative::Greater).unwrap();
+        assert!(
+            close(g.p_value, 0.174_930_181_727_609_05, 1e-13),
+            "{:e}",
+            g.p_value
+        );
+        let l = fisher_exact([[1400, 998_600], [12_950, 9_487_050]], Alternative::Less).unwrap();
+        assert!(
+            close(l.p_value, 0.832_254_766_543_085_5, 1e-13),
+            "{:e}",
+            l.p_value
+        );
         let big = fisher_exact(
             [[300_000, 700_000], [250_000, 750_000]],
             Alternative::Greater,
