@@ -184,6 +184,23 @@ fn check_rho0(rho0: f64) -> Result<(), StatsError> {
     }
 }
 
+fn check_config(config: &BucketLabelConfig, num_buckets: usize) -> Result<(), StatsError> {
+    check_rho0(config.rho0)?;
+    check_positive("kappa", config.kappa)?;
+    check_alpha(config.alpha)?;
+    if num_buckets < 2 {
+        // With one bucket the labels carry no information about outcomes.
+        return Err(StatsError::InvalidParameter {
+            name: "num_buckets",
+            reason: format!("at least 2 buckets are needed, got {num_buckets}"),
+        });
+    }
+    if let Some(mask) = &config.harmful {
+        check_len("harmful", num_buckets, mask.len())?;
+    }
+    Ok(())
+}
+
 /// Configuration of a [`BucketLabelEProcess`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BucketLabelConfig {
@@ -264,19 +281,7 @@ impl BucketLabelEProcess {
     /// outside (0, 1), fewer than 2 buckets, or a `harmful` mask whose length
     /// is not `num_buckets`.
     pub fn new(config: BucketLabelConfig, num_buckets: usize) -> Result<Self, StatsError> {
-        check_rho0(config.rho0)?;
-        check_positive("kappa", config.kappa)?;
-        check_alpha(config.alpha)?;
-        if num_buckets < 2 {
-            // With one bucket the labels carry no information about outcomes.
-            return Err(StatsError::InvalidParameter {
-                name: "num_buckets",
-                reason: format!("at least 2 buckets are needed, got {num_buckets}"),
-            });
-        }
-        if let Some(mask) = &config.harmful {
-            check_len("harmful", num_buckets, mask.len())?;
-        }
+        check_config(&config, num_buckets)?;
         Ok(Self {
             config,
             canary: vec![0; num_buckets],
@@ -317,6 +322,10 @@ impl BucketLabelEProcess {
         canary_increments: &[u64],
         baseline_increments: &[u64],
     ) -> Result<BucketLabelLook, StatsError> {
+        // A state restored from storage bypassed `new`; re-check it so a
+        // corrupted record is an error, not an index panic.
+        check_config(&self.config, self.canary.len())?;
+        check_len("baseline_counts", self.canary.len(), self.baseline.len())?;
         let k = self.num_buckets();
         check_len("canary_increments", k, canary_increments.len())?;
         check_len("baseline_increments", k, baseline_increments.len())?;
@@ -588,6 +597,11 @@ mod tests {
             back.observe(&[6, 2994], &[40, 56960]).unwrap(),
             e.observe(&[6, 2994], &[40, 56960]).unwrap()
         );
+        // A corrupted record (mask shorter than the buckets) is an error.
+        let broken = json.replace("[true,false]", "[true]");
+        assert_ne!(broken, json);
+        let mut broken: BucketLabelEProcess = serde_json::from_str(&broken).unwrap();
+        assert!(broken.observe(&[1, 1], &[1, 1]).is_err());
     }
 
     // ---- seeded simulation: level and power -------------------------------

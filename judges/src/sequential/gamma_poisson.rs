@@ -131,6 +131,9 @@ impl GammaPoisson {
     /// `Lambda_hat = 0`, both Bayes factors are 1 and `p = 1`.
     /// Errors (state unchanged): a cumulative count overflowing `u64`.
     pub fn observe(&mut self, a: u64, b: u64) -> Result<GammaPoissonLook, StatsError> {
+        // Re-check a state restored from storage (it bypassed `new`).
+        check_positive("phi", self.config.phi)?;
+        check_alpha(self.config.alpha)?;
         let (Some(n_a), Some(n_b)) = (self.n_a.checked_add(a), self.n_b.checked_add(b)) else {
             return Err(StatsError::InvalidParameter {
                 name: "events",

@@ -442,14 +442,7 @@ impl MeanDifferenceSequence {
     /// Errors: invalid `config` (`tau2` not finite and > 0, `alpha` outside
     /// (0, 1), `theta0` not finite) or known variances not finite and > 0.
     pub fn new(config: MixtureConfig, variance: VarianceModel) -> Result<Self, StatsError> {
-        if let VarianceModel::Known {
-            sigma2_canary,
-            sigma2_baseline,
-        } = variance
-        {
-            check_positive("sigma2_canary", sigma2_canary)?;
-            check_positive("sigma2_baseline", sigma2_baseline)?;
-        }
+        check_variance_model(&variance)?;
         Ok(Self {
             core: MixtureCore::new(config)?,
             variance,
@@ -488,6 +481,9 @@ impl MeanDifferenceSequence {
         canary: &ArmMoments,
         baseline: &ArmMoments,
     ) -> Result<MixtureLook, StatsError> {
+        // Re-check a state restored from storage (it bypassed `new`).
+        self.core.config.validate()?;
+        check_variance_model(&self.variance)?;
         for (name, m) in [("canary", canary), ("baseline", baseline)] {
             if !(m.mean.is_finite() && m.m2.is_finite() && m.m2 >= 0.0) {
                 return Err(StatsError::InvalidParameter {
@@ -547,6 +543,18 @@ impl MeanDifferenceSequence {
     }
 }
 
+fn check_variance_model(variance: &VarianceModel) -> Result<(), StatsError> {
+    if let VarianceModel::Known {
+        sigma2_canary,
+        sigma2_baseline,
+    } = *variance
+    {
+        check_positive("sigma2_canary", sigma2_canary)?;
+        check_positive("sigma2_baseline", sigma2_baseline)?;
+    }
+    Ok(())
+}
+
 /// Anytime-valid test and (asymptotic) confidence sequence for
 /// `p_canary - p_baseline`, fed `(successes, trials)` increments per look,
 /// with the plug-in `V = p_c (1 - p_c) / n_c + p_b (1 - p_b) / n_b`. For rare
@@ -578,6 +586,8 @@ impl ProportionDifferenceSequence {
         canary: (u64, u64),
         baseline: (u64, u64),
     ) -> Result<MixtureLook, StatsError> {
+        // Re-check a state restored from storage (it bypassed `new`).
+        self.core.config.validate()?;
         let c = add_pair("canary", self.canary, canary)?;
         let b = add_pair("baseline", self.baseline, baseline)?;
         self.canary = c;

@@ -148,6 +148,11 @@ impl SampleRatioMismatch {
     /// and evaluates. Errors (state unchanged): wrong length, or a cumulative
     /// count overflowing `u64`.
     pub fn observe(&mut self, increments: &[u64]) -> Result<SrmLook, StatsError> {
+        // Re-check a state restored from storage (it bypassed `new`).
+        check_theta0(&self.config.theta0)?;
+        check_positive("concentration", self.config.concentration)?;
+        check_alpha(self.config.alpha)?;
+        check_len("counts", self.config.theta0.len(), self.counts.len())?;
         check_len("increments", self.counts.len(), increments.len())?;
         add_increments("increments", &mut self.counts, increments)?;
         let counts: Vec<f64> = self.counts.iter().map(|&n| n as f64).collect();
