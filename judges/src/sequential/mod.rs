@@ -71,6 +71,9 @@
 //!   carried factor may be below 1, so evidence *for* H0 in an early step costs
 //!   power later; that is the price of a single guarantee for the rollout.
 //!
+//! The other tests restart by constructing a new struct for the step (their
+//! parameters, such as `theta0` or `tau^2`, usually change with the weight).
+//!
 //! # Modules
 //!
 //! * [`bucket_label`]: bucket-label e-process on per-bucket counter
