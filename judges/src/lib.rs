@@ -24,6 +24,7 @@
 //! documents what it does with non-finite input.
 
 pub mod alternative;
+pub mod decision;
 pub mod effect_size;
 pub mod error;
 pub mod hodges_lehmann;

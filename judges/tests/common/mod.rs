@@ -85,7 +85,10 @@ pub fn sample(inputs: &Value, key: &str) -> Vec<f64> {
         return nums(v);
     }
     let recipe = &inputs[format!("{key}_recipe")];
-    assert!(!recipe.is_null(), "inputs has neither {key} nor {key}_recipe");
+    assert!(
+        !recipe.is_null(),
+        "inputs has neither {key} nor {key}_recipe"
+    );
     from_recipe(recipe)
 }
 

@@ -1,0 +1,322 @@
+//! From metric verdicts to promote / continue / abort.
+//!
+//! The score is Kayenta's ([`crate::kayenta::scorer`]): per-group pass
+//! percentages, weighted. On top of it, the rules a rollout gate needs,
+//! applied in this order:
+//!
+//! 1. **abort** when a critical metric regressed (High or Low): it aborts alone;
+//! 2. **inconclusive** when any metric could not be judged (query error,
+//!    broken data): an error is never a promote and never a silent pass;
+//! 3. **abort** when the score is below `marginal` and every metric has
+//!    enough data for its verdict to count;
+//! 4. **promote** when the score reaches `pass`, every metric has enough
+//!    data (no "no data" anywhere) and the minimum duration has passed;
+//! 5. **continue** otherwise: not enough evidence yet, either way.
+//!
+//! Muted metrics are reported but take no part. A run with no unmuted
+//! metric is inconclusive.
+
+use crate::kayenta::classifier::Label;
+use crate::kayenta::scorer::{
+    score, GroupScore, ScoreClassification, ScoreThresholds, ScoredMetric,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a rollout controller should do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// The evidence supports moving on (next step, or full promotion).
+    Promote,
+    /// Not enough evidence yet; keep the current step and look again.
+    Continue,
+    /// A regression is shown: roll back.
+    Abort,
+    /// The analysis could not be done (errors); hold, and tell a human.
+    Inconclusive,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Promote => "promote",
+            Action::Continue => "continue",
+            Action::Abort => "abort",
+            Action::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// One metric's verdict as the decision needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricOutcome {
+    pub scored: ScoredMetric,
+    /// Whether the metric's minimum data (points or requests per arm) is
+    /// met, so its verdict may count toward promote or abort.
+    pub enough_data: bool,
+}
+
+/// The run-level settings of a decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionPolicy {
+    pub thresholds: ScoreThresholds,
+    pub group_weights: BTreeMap<String, f64>,
+    /// Whether the run has lasted its configured minimum duration.
+    pub min_duration_met: bool,
+}
+
+/// A decision with its score and the reasons behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub action: Action,
+    /// Kayenta-style score, 0-100.
+    pub score: f64,
+    pub classification: ScoreClassification,
+    /// Most important first.
+    pub reasons: Vec<String>,
+    pub groups: Vec<GroupScore>,
+}
+
+impl Decision {
+    /// A decision for a look that could not be taken.
+    pub fn inconclusive(reason: impl Into<String>) -> Self {
+        Decision {
+            action: Action::Inconclusive,
+            score: 0.0,
+            classification: ScoreClassification::Fail,
+            reasons: vec![reason.into()],
+            groups: Vec::new(),
+        }
+    }
+
+    /// One line: the score and the reasons.
+    pub fn summary(&self) -> String {
+        let mut s = format!("score {:.2}", self.score);
+        for r in &self.reasons {
+            s.push_str("; ");
+            s.push_str(r);
+        }
+        s
+    }
+}
+
+fn describe(m: &ScoredMetric) -> String {
+    match &m.reason {
+        Some(r) if !r.is_empty() => format!("{} is {}: {r}", m.name, m.label.verdict_name()),
+        _ => format!("{} is {}", m.name, m.label.verdict_name()),
+    }
+}
+
+/// Applies the rules of the module documentation.
+pub fn decide(outcomes: &[MetricOutcome], policy: &DecisionPolicy) -> Decision {
+    let scored: Vec<ScoredMetric> = outcomes.iter().map(|o| o.scored.clone()).collect();
+    let result = score(&scored, &policy.group_weights, policy.thresholds);
+    let active: Vec<&MetricOutcome> = outcomes.iter().filter(|o| !o.scored.muted).collect();
+    let make = |action: Action, reasons: Vec<String>| Decision {
+        action,
+        score: result.score,
+        classification: result.classification,
+        reasons,
+        groups: result.group_scores.clone(),
+    };
+    if active.is_empty() {
+        return make(
+            Action::Inconclusive,
+            vec!["no unmuted metric to judge".into()],
+        );
+    }
+    let regressed = |o: &&&MetricOutcome| matches!(o.scored.label, Label::High | Label::Low);
+
+    let critical: Vec<String> = active
+        .iter()
+        .filter(|o| o.scored.critical)
+        .filter(regressed)
+        .map(|o| format!("critical metric {}", describe(&o.scored)))
+        .collect();
+    if !critical.is_empty() {
+        return make(Action::Abort, critical);
+    }
+
+    let errors: Vec<String> = active
+        .iter()
+        .filter(|o| o.scored.label == Label::Error)
+        .map(|o| describe(&o.scored))
+        .collect();
+    if !errors.is_empty() {
+        return make(Action::Inconclusive, errors);
+    }
+
+    let all_enough = active.iter().all(|o| o.enough_data);
+    let mut reasons: Vec<String> = active
+        .iter()
+        .filter(regressed)
+        .map(|o| describe(&o.scored))
+        .collect();
+    if result.score < policy.thresholds.marginal && all_enough {
+        reasons.insert(
+            0,
+            format!(
+                "score {:.2} is below marginal {}",
+                result.score, policy.thresholds.marginal
+            ),
+        );
+        return make(Action::Abort, reasons);
+    }
+
+    let no_data: Vec<&&MetricOutcome> = active
+        .iter()
+        .filter(|o| matches!(o.scored.label, Label::Nodata | Label::NodataFailMetric))
+        .collect();
+    if result.score >= policy.thresholds.pass && all_enough && no_data.is_empty() {
+        if policy.min_duration_met {
+            return make(
+                Action::Promote,
+                vec![format!(
+                    "score {:.2} reaches pass {} with enough data for every metric",
+                    result.score, policy.thresholds.pass
+                )],
+            );
+        }
+        reasons.push("minimum analysis duration not reached yet".into());
+    }
+    if no_data.len() == active.len() {
+        reasons.push("no data for any metric yet".into());
+    } else {
+        reasons.extend(no_data.iter().map(|o| describe(&o.scored)));
+    }
+    reasons.extend(
+        active
+            .iter()
+            .filter(|o| {
+                !o.enough_data && !matches!(o.scored.label, Label::Nodata | Label::NodataFailMetric)
+            })
+            .map(|o| format!("{} needs more data", o.scored.name)),
+    );
+    if reasons.is_empty() {
+        reasons.push(format!(
+            "score {:.2} is between marginal {} and pass {}",
+            result.score, policy.thresholds.marginal, policy.thresholds.pass
+        ));
+    }
+    make(Action::Continue, reasons)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric(name: &str, label: Label, critical: bool, enough: bool) -> MetricOutcome {
+        MetricOutcome {
+            scored: ScoredMetric {
+                name: name.into(),
+                label,
+                critical,
+                muted: false,
+                groups: vec!["g".into()],
+                reason: None,
+            },
+            enough_data: enough,
+        }
+    }
+
+    fn policy() -> DecisionPolicy {
+        DecisionPolicy {
+            thresholds: ScoreThresholds {
+                pass: 95.0,
+                marginal: 75.0,
+            },
+            group_weights: BTreeMap::new(),
+            min_duration_met: true,
+        }
+    }
+
+    #[test]
+    fn all_pass_with_enough_data_promotes() {
+        let d = decide(
+            &[
+                metric("a", Label::Pass, false, true),
+                metric("b", Label::Pass, true, true),
+            ],
+            &policy(),
+        );
+        assert_eq!(d.action, Action::Promote);
+        assert_eq!(d.score, 100.0);
+    }
+
+    #[test]
+    fn a_critical_regression_aborts_even_without_enough_data_elsewhere() {
+        let d = decide(
+            &[
+                metric("lat", Label::High, true, true),
+                metric("b", Label::Pass, false, false),
+            ],
+            &policy(),
+        );
+        assert_eq!(d.action, Action::Abort);
+        assert!(
+            d.reasons[0].contains("critical metric lat is high"),
+            "{:?}",
+            d.reasons
+        );
+    }
+
+    #[test]
+    fn errors_are_inconclusive_never_promote() {
+        let d = decide(
+            &[
+                metric("a", Label::Pass, false, true),
+                metric("b", Label::Error, false, true),
+            ],
+            &policy(),
+        );
+        assert_eq!(d.action, Action::Inconclusive);
+    }
+
+    #[test]
+    fn missing_data_is_never_a_promote() {
+        let d = decide(
+            &[
+                metric("a", Label::Pass, false, true),
+                metric("b", Label::Nodata, false, false),
+            ],
+            &policy(),
+        );
+        assert_eq!(d.action, Action::Continue);
+        let d = decide(&[metric("a", Label::Nodata, true, false)], &policy());
+        assert_eq!(d.action, Action::Continue);
+        assert!(d.summary().contains("no data"));
+    }
+
+    #[test]
+    fn a_low_score_aborts_only_with_enough_data() {
+        let m = [
+            metric("a", Label::High, false, true),
+            metric("b", Label::Pass, false, true),
+        ];
+        assert_eq!(decide(&m, &policy()).action, Action::Abort);
+        let m = [
+            metric("a", Label::High, false, true),
+            metric("b", Label::Pass, false, false),
+        ];
+        assert_eq!(decide(&m, &policy()).action, Action::Continue);
+    }
+
+    #[test]
+    fn insufficient_data_or_duration_continues() {
+        let d = decide(&[metric("a", Label::Pass, false, false)], &policy());
+        assert_eq!(d.action, Action::Continue);
+        assert!(d.summary().contains("a needs more data"));
+        let mut p = policy();
+        p.min_duration_met = false;
+        let d = decide(&[metric("a", Label::Pass, false, true)], &p);
+        assert_eq!(d.action, Action::Continue);
+    }
+
+    #[test]
+    fn all_muted_is_inconclusive() {
+        let mut m = metric("a", Label::Pass, false, true);
+        m.scored.muted = true;
+        assert_eq!(decide(&[m], &policy()).action, Action::Inconclusive);
+    }
+}
