@@ -98,7 +98,8 @@ mod tests {
         assert_eq!(number(f64::NEG_INFINITY), Value::String("-inf".into()));
         assert_eq!(number(f64::NAN), Value::String("NaN".into()));
         assert_eq!(number(1.5), serde_json::json!(1.5));
-        let parsed: Vec<Num> = serde_json::from_str(r#"[1, "inf", "-inf", "NaN", "+Inf"]"#).unwrap();
+        let parsed: Vec<Num> =
+            serde_json::from_str(r#"[1, "inf", "-inf", "NaN", "+Inf"]"#).unwrap();
         assert_eq!(parsed[0].0, 1.0);
         assert_eq!(parsed[1].0, f64::INFINITY);
         assert_eq!(parsed[2].0, f64::NEG_INFINITY);

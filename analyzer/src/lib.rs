@@ -5,5 +5,10 @@
 //! and answers the rollout controllers. See `docs/architecture.md` for the map
 //! of modules and how a webhook becomes a decision.
 
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod engine;
 pub mod json;
 pub mod source;
+pub mod telemetry;

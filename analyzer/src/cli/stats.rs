@@ -206,7 +206,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_tests_are_rejected() {
-        let e = parse(r#"{"test":"mann-whitney","x":[1],"y":[2],"alternatve":"less"}"#).unwrap_err();
+        let e =
+            parse(r#"{"test":"mann-whitney","x":[1],"y":[2],"alternatve":"less"}"#).unwrap_err();
         assert!(e.contains("alternatve"), "{e}");
         let e = parse(r#"{"test":"t-test","x":[1],"y":[2]}"#).unwrap_err();
         assert!(e.contains("t-test"), "{e}");

@@ -57,3 +57,37 @@ pub enum SourceError {
     #[error("metric backend returned an unusable response: {0}")]
     BadResponse(String),
 }
+
+/// Anything that answers range queries: Prometheus, or a recording.
+///
+/// A boxed future (rather than `async fn`) keeps the trait object-safe, so
+/// the engine holds one `Arc<dyn SeriesSource>` whatever the origin.
+pub trait SeriesSource: Send + Sync {
+    fn query_range<'a>(
+        &'a self,
+        query: &'a str,
+        window: &'a Window,
+    ) -> BoxFuture<'a, Result<Vec<Series>, SourceError>>;
+
+    /// Whether the backend answers at all (readiness).
+    fn ready(&self) -> BoxFuture<'_, Result<(), SourceError>>;
+}
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+impl SeriesSource for prometheus::PrometheusSource {
+    fn query_range<'a>(
+        &'a self,
+        query: &'a str,
+        window: &'a Window,
+    ) -> BoxFuture<'a, Result<Vec<Series>, SourceError>> {
+        Box::pin(prometheus::PrometheusSource::query_range(
+            self, query, window,
+        ))
+    }
+
+    fn ready(&self) -> BoxFuture<'_, Result<(), SourceError>> {
+        Box::pin(prometheus::PrometheusSource::ready(self))
+    }
+}

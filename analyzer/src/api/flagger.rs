@@ -1,0 +1,214 @@
+//! Flagger webhooks (contracts.md §1): one route per analysis and hook type,
+//! `POST /v1/flagger/{analysis}/{hook}`, with Flagger's payload as it sends it.
+//!
+//! Flagger passes a hook when the status is at most 202 and fails it
+//! otherwise, showing a 4xx body in its events (5xx bodies are dropped and
+//! retried), so every "no" here is a 4xx with a one-line reason:
+//!
+//! | hook | promote | continue | abort | inconclusive (error) |
+//! |---|---|---|---|---|
+//! | `pre-rollout`, `rollout` | 200 | 200 | 409 | 424 |
+//! | `confirm-traffic-increase`, `confirm-promotion` | 200 | 423 | 409 | 424 |
+//! | `rollback` | 404 | 404 | **200** | 404 |
+//! | `confirm-rollout`, `post-rollout`, `event` | 200, no look | | | |
+//!
+//! A rollout check that cannot be judged fails (fail closed, counted toward
+//! Flagger's threshold); a rollback is only ever requested on evidence.
+
+use super::{check_var_name, now, one_line, parse_weight, ApiError, AppState};
+use crate::config::template::{validate_k8s_name, validate_token};
+use crate::engine::run::RunKey;
+use crate::engine::{Engine, LookRequest};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use verdict_judges::decision::{Action, Decision};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/flagger/{analysis}/{hook}", post(handle))
+}
+
+/// Flagger's `CanaryWebhookPayload`. Unknown fields are ignored (Flagger
+/// may add some); metadata values are strings, as Go's map[string]string.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FlaggerWebhook {
+    pub name: String,
+    pub namespace: String,
+    #[serde(default)]
+    pub phase: String,
+    #[serde(default)]
+    pub checksum: String,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Flagger's webhook types (the CRD enum; an empty type means `rollout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookType {
+    ConfirmRollout,
+    PreRollout,
+    Rollout,
+    ConfirmTrafficIncrease,
+    ConfirmPromotion,
+    PostRollout,
+    Rollback,
+    Event,
+}
+
+impl HookType {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "confirm-rollout" => HookType::ConfirmRollout,
+            "pre-rollout" => HookType::PreRollout,
+            "rollout" => HookType::Rollout,
+            "confirm-traffic-increase" => HookType::ConfirmTrafficIncrease,
+            "confirm-promotion" => HookType::ConfirmPromotion,
+            "post-rollout" => HookType::PostRollout,
+            "rollback" => HookType::Rollback,
+            "event" => HookType::Event,
+            _ => return None,
+        })
+    }
+}
+
+impl FlaggerWebhook {
+    /// Parses and validates a payload; names must be Kubernetes names, so
+    /// nothing else can reach a query template.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let hook: FlaggerWebhook = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("malformed Flagger webhook: {e}")))?;
+        validate_k8s_name("name", &hook.name).map_err(ApiError::bad_request)?;
+        validate_k8s_name("namespace", &hook.namespace).map_err(ApiError::bad_request)?;
+        validate_token("checksum", &hook.checksum).map_err(ApiError::bad_request)?;
+        for key in hook.metadata.keys() {
+            check_var_name(key)?;
+        }
+        Ok(hook)
+    }
+
+    pub fn key(&self) -> RunKey {
+        RunKey::Flagger {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            checksum: self.checksum.clone(),
+        }
+    }
+
+    /// Template variables: metadata first, then the payload's own fields,
+    /// which metadata cannot override.
+    pub fn vars(&self) -> BTreeMap<String, String> {
+        let mut vars = self.metadata.clone();
+        vars.insert("name".into(), self.name.clone());
+        vars.insert("namespace".into(), self.namespace.clone());
+        vars.insert("checksum".into(), self.checksum.clone());
+        vars.insert("phase".into(), self.phase.clone());
+        vars.entry("target".into())
+            .or_insert_with(|| self.name.clone());
+        vars
+    }
+}
+
+async fn handle(
+    State(state): State<AppState>,
+    Path((analysis, hook)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let hook_type = HookType::parse(&hook).ok_or_else(|| ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!(
+            "unknown Flagger hook type {hook:?} (confirm-rollout, pre-rollout, rollout, \
+             confirm-traffic-increase, confirm-promotion, post-rollout, rollback, event)"
+        ),
+    })?;
+    let payload = FlaggerWebhook::parse(&body)?;
+    let engine = &state.engine;
+    if !engine.analyses().contains_key(&analysis) {
+        return Err(crate::engine::EngineError::UnknownAnalysis(analysis).into());
+    }
+    match hook_type {
+        HookType::Event => {
+            let kind = payload
+                .metadata
+                .get("eventType")
+                .map(String::as_str)
+                .unwrap_or("unknown");
+            let kind = if matches!(kind, "Normal" | "Warning") {
+                kind
+            } else {
+                "other"
+            };
+            engine
+                .telemetry()
+                .flagger_events
+                .with_label_values(&[kind])
+                .inc();
+            tracing::info!(
+                run = %payload.key(),
+                event_type = kind,
+                message = payload.metadata.get("eventMessage").map(String::as_str).unwrap_or(""),
+                "flagger event"
+            );
+            Ok((StatusCode::OK, "event recorded").into_response())
+        }
+        HookType::ConfirmRollout => Ok((StatusCode::OK, "rollout may start").into_response()),
+        HookType::PostRollout => {
+            let closed = engine.close(&payload.key(), &payload.phase).await;
+            let text = if closed { "run closed" } else { "no open run" };
+            Ok((StatusCode::OK, text).into_response())
+        }
+        _ => {
+            let vars = payload.vars();
+            let weight = parse_weight(&vars)?;
+            engine.check_vars(&analysis, &vars)?;
+            let request = LookRequest {
+                key: payload.key(),
+                analysis,
+                vars,
+                now: now(),
+                weight,
+            };
+            Ok(look_and_answer(engine, hook_type, request).await)
+        }
+    }
+}
+
+/// Takes the look within the answer budget and maps it to Flagger.
+async fn look_and_answer(engine: &Engine, hook: HookType, request: LookRequest) -> Response {
+    match tokio::time::timeout(Engine::answer_budget(), engine.look(request)).await {
+        Ok(Ok(look)) => {
+            let (status, text) = respond(hook, &look.decision);
+            (status, one_line(&text)).into_response()
+        }
+        Ok(Err(e)) => ApiError::from(e).into_response(),
+        Err(_) => {
+            // Out of time: answer as "cannot judge", which fails closed.
+            let d = Decision::inconclusive("the analysis did not finish within the answer budget");
+            let (status, text) = respond(hook, &d);
+            (status, text).into_response()
+        }
+    }
+}
+
+/// The Flagger status and body for a decision (see the module table).
+pub fn respond(hook: HookType, decision: &Decision) -> (StatusCode, String) {
+    let why = decision.summary();
+    match (hook, decision.action) {
+        (HookType::Rollback, Action::Abort) => (StatusCode::OK, format!("roll back: {why}")),
+        (HookType::Rollback, _) => (StatusCode::NOT_FOUND, format!("no rollback: {why}")),
+        (_, Action::Abort) => (StatusCode::CONFLICT, format!("regressed: {why}")),
+        (_, Action::Inconclusive) => (
+            StatusCode::FAILED_DEPENDENCY,
+            format!("cannot judge: {why}"),
+        ),
+        (HookType::PreRollout | HookType::Rollout, _) => {
+            (StatusCode::OK, format!("healthy: {why}"))
+        }
+        (_, Action::Promote) => (StatusCode::OK, format!("promote: {why}")),
+        (_, Action::Continue) => (StatusCode::LOCKED, format!("waiting for evidence: {why}")),
+    }
+}

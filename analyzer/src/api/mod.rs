@@ -1,0 +1,144 @@
+//! The HTTP API: thin axum handlers that parse, call the engine and map its
+//! decision to each controller's protocol.
+//!
+//! * [`flagger`]: `POST /v1/flagger/{analysis}/{hook}` for every Flagger hook type;
+//! * [`argo`]: `GET|POST /v1/argo/{analysis}` for Argo Rollouts' `web` provider;
+//! * [`health`]: `/healthz`, `/readyz`, `/metrics`.
+//!
+//! Bad input is a 4xx with a one-line reason and changes nothing.
+
+pub mod argo;
+pub mod flagger;
+pub mod health;
+
+use crate::engine::Engine;
+use crate::source::SeriesSource;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Largest request body accepted (webhook payloads are a few hundred bytes).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub source: Arc<dyn SeriesSource>,
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(flagger::routes())
+        .merge(argo::routes())
+        .merge(health::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Counts and times every request by route template and status.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let telemetry = state.engine.telemetry();
+    telemetry
+        .http_requests
+        .with_label_values(&[&route, response.status().as_str()])
+        .inc();
+    telemetry
+        .http_seconds
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// A request the API refuses: status and a one-line reason (plain text, so
+/// Flagger shows it verbatim in its events).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, one_line(&self.message)).into_response()
+    }
+}
+
+/// Flagger shows the body in one event line; keep it one line.
+pub fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+impl From<crate::engine::EngineError> for ApiError {
+    fn from(e: crate::engine::EngineError) -> Self {
+        match e {
+            crate::engine::EngineError::UnknownAnalysis(_) => ApiError {
+                status: StatusCode::NOT_FOUND,
+                message: e.to_string(),
+            },
+            crate::engine::EngineError::BadVariable { .. } => {
+                ApiError::bad_request(format!("rejected: {e}"))
+            }
+        }
+    }
+}
+
+/// Current wall-clock time in unix seconds.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Checks a metadata / argument key: it becomes a template variable name.
+pub fn check_var_name(key: &str) -> Result<(), ApiError> {
+    let ok = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "metadata key {key:?} must be 1-64 letters, digits, '_', '-' or '.'"
+        )))
+    }
+}
+
+/// Optional canary weight from metadata or arguments.
+pub fn parse_weight(vars: &BTreeMap<String, String>) -> Result<Option<f64>, ApiError> {
+    match vars.get("weight") {
+        None => Ok(None),
+        Some(w) => match w.trim().trim_end_matches('%').parse::<f64>() {
+            Ok(x) if (0.0..=100.0).contains(&x) => Ok(Some(x)),
+            _ => Err(ApiError::bad_request(format!(
+                "weight {w:?} must be a number between 0 and 100"
+            ))),
+        },
+    }
+}

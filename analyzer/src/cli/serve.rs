@@ -1,0 +1,177 @@
+//! `verdict serve`: the daemon.
+//!
+//! Start-up refuses an invalid config (exit 2, every problem printed). Once
+//! running, the config is reloaded on SIGHUP and when the file changes; an
+//! invalid reload is logged and counted, and the last good config stays in
+//! force. Analysis configs reload live; listen address and Prometheus
+//! settings need a restart (logged when they differ).
+
+use crate::api::{self, AppState};
+use crate::config::{self, Config, LogFormat};
+use crate::engine::Engine;
+use crate::source::prometheus::PrometheusSource;
+use crate::source::SeriesSource;
+use crate::telemetry::Telemetry;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub fn run(config_path: &Path) -> i32 {
+    let config = match config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("refusing to start with an invalid config");
+            return super::EXIT_BAD_INPUT;
+        }
+    };
+    init_logging(config.settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("{e:#}");
+            1
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+/// Builds the metric source from the config's Prometheus settings.
+pub fn prometheus_source(config: &Config) -> anyhow::Result<Arc<dyn SeriesSource>> {
+    let p = &config.settings.prometheus;
+    let source = PrometheusSource::new(crate::source::prometheus::PrometheusConfig {
+        bearer_token: config.credentials.bearer_token.clone(),
+        basic_auth: config.credentials.basic_auth.clone(),
+        timeout: p.timeout.0,
+        retries: p.retries,
+        ..crate::source::prometheus::PrometheusConfig::new(p.url.clone())
+    })?;
+    Ok(Arc::new(source))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let source = prometheus_source(&config)?;
+    let telemetry = Arc::new(Telemetry::new());
+    let engine = Arc::new(Engine::new(
+        config.analyses.clone(),
+        source.clone(),
+        telemetry,
+    ));
+    let app = api::router(AppState {
+        engine: engine.clone(),
+        source,
+    });
+    let listener = tokio::net::TcpListener::bind(&config.settings.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.settings.listen))?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        analyses = ?config.analyses.keys().collect::<Vec<_>>(),
+        "verdict serving"
+    );
+    tokio::spawn(reload_loop(config, engine));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("verdict stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn modified(path: &PathBuf) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Reloads on SIGHUP or when the file's modification time changes.
+async fn reload_loop(mut current: Config, engine: Arc<Engine>) {
+    let path = current.path.clone();
+    let mut last_modified = modified(&path);
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hup_recv = async {
+            match hup.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup_recv = std::future::pending::<()>();
+        let reason = tokio::select! {
+            _ = hup_recv => "SIGHUP",
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {
+                let now = modified(&path);
+                if now == last_modified { continue; }
+                last_modified = now;
+                "file change"
+            }
+        };
+        let telemetry = engine.telemetry().clone();
+        match config::load(&path) {
+            Ok(new) => {
+                if new.settings.listen != current.settings.listen
+                    || new.settings.prometheus.url != current.settings.prometheus.url
+                {
+                    tracing::warn!("listen address or Prometheus URL changed: restart to apply");
+                }
+                engine.set_analyses(new.analyses.clone());
+                telemetry
+                    .config_reloads
+                    .with_label_values(&["success"])
+                    .inc();
+                tracing::info!(reason, analyses = ?new.analyses.keys().collect::<Vec<_>>(), "config reloaded");
+                current = new;
+            }
+            Err(e) => {
+                telemetry
+                    .config_reloads
+                    .with_label_values(&["failure"])
+                    .inc();
+                tracing::error!(
+                    reason,
+                    "config reload refused, keeping the last good config: {e}"
+                );
+            }
+        }
+    }
+}

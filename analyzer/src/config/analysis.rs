@@ -1,0 +1,437 @@
+//! Analysis configs: what Kayenta calls canary configs. A named set of
+//! metrics, each with a PromQL template per arm, its kind, its judge and its
+//! place in the score, plus the run's thresholds.
+//!
+//! Example (YAML; see `docs/configuration.md` for every field):
+//!
+//! ```yaml
+//! metrics:
+//!   - name: p99-latency
+//!     kind: gauge
+//!     canary:   'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{{namespace}}",app="{{name}}-canary"}[1m])))'
+//!     baseline: 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{{namespace}}",app="{{name}}-primary"}[1m])))'
+//!     direction: increase
+//!     critical: true
+//!     group: latency
+//!   - name: errors
+//!     kind: counter
+//!     canary:   {errors: 'sum(http_requests_total{app="{{name}}-canary",code=~"5.."})', total: 'sum(http_requests_total{app="{{name}}-canary"})'}
+//!     baseline: {errors: 'sum(http_requests_total{app="{{name}}-primary",code=~"5.."})', total: 'sum(http_requests_total{app="{{name}}-primary"})'}
+//!     group: errors
+//! groups: {latency: 40, errors: 60}
+//! thresholds: {pass: 95, marginal: 75}
+//! ```
+
+use super::duration::PromDuration;
+use super::template::{QueryTemplate, TemplateError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+pub use verdict_judges::effect_size::EffectSizeMeasure;
+pub use verdict_judges::kayenta::config::Direction;
+
+/// One analysis config, validated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisConfig {
+    #[serde(default)]
+    pub description: String,
+    pub metrics: Vec<MetricConfig>,
+    /// Group weights (percent). Groups without a weight share the rest of 100.
+    #[serde(default)]
+    pub groups: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub thresholds: ScoreThresholds,
+    #[serde(default)]
+    pub min_data: MinData,
+    /// How far before a run's first look its window starts, so the first
+    /// look already has data (Flagger calls one interval after the traffic shift).
+    #[serde(default = "default_lookback")]
+    pub lookback: PromDuration,
+    /// Resolution of range queries.
+    #[serde(default = "default_step")]
+    pub step: PromDuration,
+    /// Deliveries of the same run closer together than this are one look
+    /// (Flagger retries; several replicas of a controller).
+    #[serde(default = "default_dedup")]
+    pub dedup_window: PromDuration,
+    /// Family-wise error rate of the run's statistical tests; split across
+    /// metrics (Bonferroni) so ten metrics do not mean ten chances to abort falsely.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+}
+
+fn default_lookback() -> PromDuration {
+    PromDuration::from_secs(60)
+}
+fn default_step() -> PromDuration {
+    PromDuration::from_secs(15)
+}
+fn default_dedup() -> PromDuration {
+    PromDuration::from_secs(5)
+}
+fn default_alpha() -> f64 {
+    0.05
+}
+
+/// Score thresholds, in Kayenta's 0-100 scale.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreThresholds {
+    pub pass: f64,
+    pub marginal: f64,
+}
+
+impl Default for ScoreThresholds {
+    fn default() -> Self {
+        ScoreThresholds {
+            pass: 95.0,
+            marginal: 75.0,
+        }
+    }
+}
+
+/// Minimum evidence per arm before any promote.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinData {
+    /// Points per arm for gauge metrics.
+    #[serde(default = "default_min_points")]
+    pub points: usize,
+    /// Requests per arm for counter and histogram metrics.
+    #[serde(default = "default_min_requests")]
+    pub requests: u64,
+    /// Minimum run duration before promote.
+    #[serde(default)]
+    pub duration: PromDuration,
+}
+
+fn default_min_points() -> usize {
+    10
+}
+fn default_min_requests() -> u64 {
+    200
+}
+
+impl Default for MinData {
+    fn default() -> Self {
+        MinData {
+            points: default_min_points(),
+            requests: default_min_requests(),
+            duration: PromDuration::default(),
+        }
+    }
+}
+
+/// What a metric's series are, which decides how they are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetricKind {
+    /// A gauge or derived series (latency quantile, CPU, accuracy): judged
+    /// on its points, Kayenta style.
+    Gauge,
+    /// A pair of counters (errors or failures, and the total): judged on
+    /// integer increments, the request being the unit.
+    Counter,
+    /// A classic histogram's `_bucket` counters: judged on bucket increments.
+    Histogram,
+}
+
+/// The statistical judge of one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JudgeKind {
+    /// Kayenta's classifier: Hodges-Lehmann interval against a tolerance
+    /// band, gated by an effect size (gauges).
+    MannWhitney,
+    /// Welch's t-test on the points (gauges, e.g. accuracy per batch).
+    Welch,
+    /// Two-proportion z / Fisher test on the counts (counters), fixed horizon.
+    Proportion,
+    /// Anytime-valid bucket-label e-process (counters, histograms): stays
+    /// valid however often the controller looks.
+    Sequential,
+}
+
+impl MetricKind {
+    /// The judge used when a metric does not name one.
+    pub fn default_judge(self) -> JudgeKind {
+        match self {
+            MetricKind::Gauge => JudgeKind::MannWhitney,
+            MetricKind::Counter | MetricKind::Histogram => JudgeKind::Sequential,
+        }
+    }
+
+    fn allows(self, judge: JudgeKind) -> bool {
+        matches!(
+            (self, judge),
+            (MetricKind::Gauge, JudgeKind::MannWhitney | JudgeKind::Welch)
+                | (
+                    MetricKind::Counter,
+                    JudgeKind::Proportion | JudgeKind::Sequential
+                )
+                | (MetricKind::Histogram, JudgeKind::Sequential)
+        )
+    }
+}
+
+/// The query (or queries) of one arm.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ArmQueries {
+    /// Gauge and histogram metrics: one PromQL expression.
+    Single(String),
+    /// Counter metrics: the bad events and the total.
+    Counter { errors: String, total: String },
+}
+
+/// Kayenta's effect-size gate (see `verdict_judges::kayenta`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EffectSize {
+    #[serde(default)]
+    pub measure: EffectSizeMeasure,
+    pub allowed_increase: Option<f64>,
+    pub allowed_decrease: Option<f64>,
+    pub critical_increase: Option<f64>,
+    pub critical_decrease: Option<f64>,
+}
+
+/// An absolute bound on the canary alone, like Flagger's `thresholdRange`
+/// (inclusive: a value equal to a bound passes).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Guardrail {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// One metric of an analysis config, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricConfig {
+    pub name: String,
+    pub kind: MetricKind,
+    pub canary: ArmQueries,
+    pub baseline: ArmQueries,
+    #[serde(default)]
+    pub judge: Option<JudgeKind>,
+    /// Which change counts against the canary; Verdict defaults to
+    /// `increase` (latency, errors), Kayenta to `either`.
+    #[serde(default = "default_direction")]
+    pub direction: Direction,
+    #[serde(default)]
+    pub critical: bool,
+    #[serde(default = "default_group")]
+    pub group: String,
+    #[serde(default)]
+    pub must_have_data: bool,
+    #[serde(default)]
+    pub muted: bool,
+    #[serde(default)]
+    pub effect_size: EffectSize,
+    #[serde(default)]
+    pub guardrail: Guardrail,
+    /// Tolerated harm before a metric counts as regressed, in the metric's
+    /// units for gauges and as an absolute rate difference for counters
+    /// (0.001 = 0.1 percentage points).
+    #[serde(default)]
+    pub margin: f64,
+    /// Histograms: buckets whose upper bound `le` exceeds this are "slow";
+    /// only an excess of canary requests there is a regression.
+    #[serde(default)]
+    pub slow_above: Option<f64>,
+}
+
+fn default_direction() -> Direction {
+    Direction::Increase
+}
+
+fn default_group() -> String {
+    "default".into()
+}
+
+/// A metric with its templates parsed and defaults resolved.
+#[derive(Debug, Clone)]
+pub struct Metric {
+    pub config: MetricConfig,
+    pub judge: JudgeKind,
+    pub canary: Queries,
+    pub baseline: Queries,
+}
+
+/// Parsed templates of one arm.
+#[derive(Debug, Clone)]
+pub enum Queries {
+    Single(QueryTemplate),
+    Counter {
+        errors: QueryTemplate,
+        total: QueryTemplate,
+    },
+}
+
+impl Queries {
+    /// Every template of the arm.
+    pub fn templates(&self) -> Vec<&QueryTemplate> {
+        match self {
+            Queries::Single(t) => vec![t],
+            Queries::Counter { errors, total } => vec![errors, total],
+        }
+    }
+}
+
+/// A validated analysis.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub name: String,
+    pub config: AnalysisConfig,
+    pub metrics: Vec<Metric>,
+}
+
+/// One problem found while validating, with the config path of the field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl AnalysisConfig {
+    /// Validates and resolves defaults; reports every problem, not just the first.
+    pub fn validate(self, name: &str, path_prefix: &str) -> Result<Analysis, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        macro_rules! err {
+            ($path:expr, $message:expr $(,)?) => {
+                errors.push(FieldError {
+                    path: $path,
+                    message: $message,
+                })
+            };
+        }
+        if self.metrics.is_empty() {
+            err!(
+                format!("{path_prefix}.metrics"),
+                "at least one metric is required".into()
+            );
+        }
+        let t = self.thresholds;
+        if !(0.0..=100.0).contains(&t.pass)
+            || !(0.0..=100.0).contains(&t.marginal)
+            || t.marginal > t.pass
+        {
+            err!(
+                format!("{path_prefix}.thresholds"),
+                format!(
+                    "need 0 <= marginal <= pass <= 100, got pass {} marginal {}",
+                    t.pass, t.marginal
+                ),
+            );
+        }
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            err!(
+                format!("{path_prefix}.alpha"),
+                format!("must be strictly between 0 and 1, got {}", self.alpha),
+            );
+        }
+        if self.step.0.is_zero() {
+            err!(format!("{path_prefix}.step"), "must be positive".into());
+        }
+        for (group, weight) in &self.groups {
+            if !(weight.is_finite() && *weight >= 0.0) {
+                err!(
+                    format!("{path_prefix}.groups.{group}"),
+                    format!("weight must be a non-negative number, got {weight}"),
+                );
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut metrics = Vec::new();
+        for (i, m) in self.metrics.iter().enumerate() {
+            let at = format!("{path_prefix}.metrics[{i}]");
+            if m.name.trim().is_empty() {
+                err!(format!("{at}.name"), "must not be empty".into());
+            } else if !seen.insert(m.name.clone()) {
+                err!(
+                    format!("{at}.name"),
+                    format!("duplicate metric name {:?}", m.name)
+                );
+            }
+            let judge = m.judge.unwrap_or_else(|| m.kind.default_judge());
+            if !m.kind.allows(judge) {
+                err!(
+                    format!("{at}.judge"),
+                    format!("judge {judge:?} cannot judge a {:?} metric", m.kind),
+                );
+            }
+            if !(m.margin.is_finite() && m.margin >= 0.0) {
+                err!(
+                    format!("{at}.margin"),
+                    "must be a non-negative number".into()
+                );
+            }
+            if m.slow_above.is_some() && m.kind != MetricKind::Histogram {
+                err!(
+                    format!("{at}.slow_above"),
+                    "only applies to histogram metrics".into()
+                );
+            }
+            let mut arm = |arm: &str, q: &ArmQueries| -> Option<Queries> {
+                let parse = |field: String, text: &str, errs: &mut Vec<FieldError>| {
+                    QueryTemplate::parse(text)
+                        .map_err(|e: TemplateError| {
+                            errs.push(FieldError {
+                                path: field,
+                                message: format!("bad query template: {e}"),
+                            })
+                        })
+                        .ok()
+                };
+                match (m.kind, q) {
+                    (MetricKind::Counter, ArmQueries::Counter { errors: e, total }) => {
+                        let e = parse(format!("{at}.{arm}.errors"), e, &mut errors);
+                        let t = parse(format!("{at}.{arm}.total"), total, &mut errors);
+                        Some(Queries::Counter {
+                            errors: e?,
+                            total: t?,
+                        })
+                    }
+                    (MetricKind::Counter, ArmQueries::Single(_)) => {
+                        errors.push(FieldError {
+                            path: format!("{at}.{arm}"),
+                            message: "a counter metric needs {errors: <query>, total: <query>}"
+                                .into(),
+                        });
+                        None
+                    }
+                    (_, ArmQueries::Single(text)) => {
+                        parse(format!("{at}.{arm}"), text, &mut errors).map(Queries::Single)
+                    }
+                    (kind, ArmQueries::Counter { .. }) => {
+                        errors.push(FieldError {
+                            path: format!("{at}.{arm}"),
+                            message: format!("a {kind:?} metric takes one query string"),
+                        });
+                        None
+                    }
+                }
+            };
+            let canary = arm("canary", &m.canary);
+            let baseline = arm("baseline", &m.baseline);
+            if let (Some(canary), Some(baseline)) = (canary, baseline) {
+                metrics.push(Metric {
+                    config: m.clone(),
+                    judge,
+                    canary,
+                    baseline,
+                });
+            }
+        }
+        if errors.is_empty() {
+            Ok(Analysis {
+                name: name.to_string(),
+                config: self,
+                metrics,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! Verdict's configuration: typed, validated at load, never half-applied.
+//!
+//! One file (YAML, or TOML by extension) holds the daemon settings and the
+//! analysis configs. `VERDICT_*` environment variables override settings
+//! (`VERDICT_LISTEN`, `VERDICT_PROMETHEUS__URL`, ...), layered with the
+//! `config` crate. Every problem is reported with the file, the line (where
+//! the file has one) and the field path, all at once; a config with any
+//! problem is refused as a whole, so a reload can never leave a daemon
+//! running half of a new config.
+
+pub mod analysis;
+pub mod duration;
+mod locate;
+pub mod template;
+
+use analysis::{Analysis, AnalysisConfig, FieldError};
+use duration::PromDuration;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The daemon's settings as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP API listens on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub log_format: LogFormat,
+    #[serde(default)]
+    pub prometheus: PrometheusSettings,
+    /// Analysis configs by name.
+    #[serde(default)]
+    pub analyses: BTreeMap<String, AnalysisConfig>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Where and how to reach Prometheus (or Thanos, Mimir, VictoriaMetrics).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusSettings {
+    #[serde(default = "default_prometheus_url")]
+    pub url: String,
+    /// File holding a bearer token (read at load; never logged).
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuthSettings>,
+    /// Budget of one query attempt.
+    #[serde(default = "default_query_timeout")]
+    pub timeout: PromDuration,
+    /// Retries after the first attempt (5xx, 429, connection errors).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_prometheus_url() -> String {
+    "http://127.0.0.1:9090".into()
+}
+fn default_query_timeout() -> PromDuration {
+    PromDuration::from_secs(3)
+}
+fn default_retries() -> u32 {
+    2
+}
+
+impl Default for PrometheusSettings {
+    fn default() -> Self {
+        PrometheusSettings {
+            url: default_prometheus_url(),
+            bearer_token_file: None,
+            basic_auth: None,
+            timeout: default_query_timeout(),
+            retries: default_retries(),
+        }
+    }
+}
+
+/// Basic auth with the password in a file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthSettings {
+    pub username: String,
+    pub password_file: PathBuf,
+}
+
+/// Secrets read from the files the settings name.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub bearer_token: Option<String>,
+    pub basic_auth: Option<(String, String)>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print secrets, not even in debug logs.
+        f.debug_struct("Credentials")
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "basic_auth",
+                &self.basic_auth.as_ref().map(|(u, _)| (u, "<redacted>")),
+            )
+            .finish()
+    }
+}
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub settings: Settings,
+    pub credentials: Credentials,
+    pub analyses: BTreeMap<String, Arc<Analysis>>,
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub line: Option<usize>,
+    pub field: String,
+    pub message: String,
+}
+
+/// Why a config was refused: every problem found, with its place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.file.display())?;
+            if let Some(line) = p.line {
+                write!(f, ":{line}")?;
+            }
+            if p.field.is_empty() {
+                write!(f, ": {}", p.message)?;
+            } else {
+                write!(f, ": {}: {}", p.field, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn one(file: &Path, line: Option<usize>, field: &str, message: String) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            problems: vec![Problem {
+                line,
+                field: field.to_string(),
+                message,
+            }],
+        }
+    }
+}
+
+/// Format of a config file, by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Yaml,
+    Toml,
+}
+
+fn format_of(path: &Path) -> Format {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => Format::Toml,
+        _ => Format::Yaml, // YAML is a superset of JSON, so .json works too
+    }
+}
+
+/// Loads, overrides from the environment, validates and reads credentials.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::one(path, None, "", format!("cannot read: {e}")))?;
+    load_str(path, &text, std::env::vars())
+}
+
+/// [`load`] from text, with an explicit environment (tests pass their own).
+pub fn load_str(
+    path: &Path,
+    text: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let format = format_of(path);
+    let mut settings: Settings = parse(path, text, format)?;
+    apply_env_overrides(path, &mut settings, env)?;
+
+    let mut problems = Vec::new();
+    let mut analyses = BTreeMap::new();
+    for (name, config) in settings.analyses.clone() {
+        if let Err(e) = template::validate_token("analysis name", &name) {
+            problems.push(locate_problem(text, format, &format!("analyses.{name}"), e));
+            continue;
+        }
+        match config.validate(&name, &format!("analyses.{name}")) {
+            Ok(analysis) => {
+                analyses.insert(name, Arc::new(analysis));
+            }
+            Err(errors) => {
+                problems.extend(errors.into_iter().map(|FieldError { path, message }| {
+                    locate_problem(text, format, &path, message)
+                }))
+            }
+        }
+    }
+    if let Err(e) = url_is_http(&settings.prometheus.url) {
+        problems.push(locate_problem(text, format, "prometheus.url", e));
+    }
+    if settings.listen.parse::<std::net::SocketAddr>().is_err() {
+        problems.push(locate_problem(
+            text,
+            format,
+            "listen",
+            format!(
+                "{:?} is not an address like 127.0.0.1:8080",
+                settings.listen
+            ),
+        ));
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut credentials = Credentials::default();
+    if let Some(file) = &settings.prometheus.bearer_token_file {
+        match read_secret(base, file) {
+            Ok(token) => credentials.bearer_token = Some(token),
+            Err(e) => problems.push(locate_problem(
+                text,
+                format,
+                "prometheus.bearer_token_file",
+                e,
+            )),
+        }
+    }
+    if let Some(auth) = &settings.prometheus.basic_auth {
+        match read_secret(base, &auth.password_file) {
+            Ok(password) => credentials.basic_auth = Some((auth.username.clone(), password)),
+            Err(e) => problems.push(locate_problem(
+                text,
+                format,
+                "prometheus.basic_auth.password_file",
+                e,
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError {
+            file: path.to_path_buf(),
+            problems,
+        });
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        settings,
+        credentials,
+        analyses,
+    })
+}
+
+fn url_is_http(url: &str) -> Result<(), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("{url:?} must start with http:// or https://"))
+    }
+}
+
+fn read_secret(base: &Path, file: &Path) -> Result<String, String> {
+    let path = base.join(file);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    let secret = text.trim().to_string();
+    if secret.is_empty() {
+        return Err(format!("secret file {} is empty", path.display()));
+    }
+    Ok(secret)
+}
+
+fn locate_problem(text: &str, format: Format, field: &str, message: String) -> Problem {
+    let line = match format {
+        Format::Yaml => locate::yaml_line(text, field),
+        Format::Toml => locate::toml_line(text, field),
+    };
+    Problem {
+        line,
+        field: field.to_string(),
+        message,
+    }
+}
+
+/// Deserializes with the field path and line of the first type error.
+fn parse<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    text: &str,
+    format: Format,
+) -> Result<T, ConfigError> {
+    match format {
+        Format::Yaml => {
+            let de = serde_yaml::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let field = e.path().to_string();
+                let inner = e.into_inner();
+                let line = inner.location().map(|l| l.line());
+                let field = if field == "." { String::new() } else { field };
+                let line = line.or_else(|| locate::yaml_line(text, &field));
+                ConfigError::one(path, line, &field, strip_location(&inner.to_string()))
+            })
+        }
+        Format::Toml => {
+            let de = toml::Deserializer::parse(text).map_err(|e| {
+                let line = e.span().map(|s| line_of(text, s.start));
+                ConfigError::one(path, line, "", e.message().to_string())
+            })?;
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let field = e.path().to_string();
+                let inner = e.into_inner();
+                let line = inner.span().map(|s| line_of(text, s.start));
+                ConfigError::one(path, line, &field, inner.message().to_string())
+            })
+        }
+    }
+}
+
+/// serde_yaml appends " at line L column C"; the line is reported separately.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn line_of(text: &str, byte: usize) -> usize {
+    text[..byte.min(text.len())].matches('\n').count() + 1
+}
+
+/// Settings that `VERDICT_*` variables may override.
+#[derive(Debug, Default, Deserialize)]
+struct EnvOverrides {
+    listen: Option<String>,
+    log_format: Option<LogFormat>,
+    prometheus: Option<PrometheusOverrides>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PrometheusOverrides {
+    url: Option<String>,
+    bearer_token_file: Option<PathBuf>,
+    timeout: Option<PromDuration>,
+    retries: Option<u32>,
+}
+
+fn apply_env_overrides(
+    path: &Path,
+    settings: &mut Settings,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let vars: config::Map<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("VERDICT_"))
+        .collect();
+    let overrides: EnvOverrides = config::Config::builder()
+        .add_source(
+            config::Environment::with_prefix("VERDICT")
+                .prefix_separator("_")
+                .separator("__")
+                .source(Some(vars)),
+        )
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| {
+            ConfigError::one(
+                path,
+                None,
+                "",
+                format!("bad VERDICT_* environment override: {e}"),
+            )
+        })?;
+    if let Some(listen) = overrides.listen {
+        settings.listen = listen;
+    }
+    if let Some(format) = overrides.log_format {
+        settings.log_format = format;
+    }
+    if let Some(p) = overrides.prometheus {
+        if let Some(url) = p.url {
+            settings.prometheus.url = url;
+        }
+        if let Some(file) = p.bearer_token_file {
+            settings.prometheus.bearer_token_file = Some(file);
+        }
+        if let Some(timeout) = p.timeout {
+            settings.prometheus.timeout = timeout;
+        }
+        if let Some(retries) = p.retries {
+            settings.prometheus.retries = retries;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

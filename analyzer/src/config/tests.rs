@@ -1,0 +1,137 @@
+use super::*;
+
+const GOOD: &str = r#"
+listen: 127.0.0.1:9999
+prometheus:
+  url: http://127.0.0.1:9090
+analyses:
+  web:
+    metrics:
+      - name: latency
+        kind: gauge
+        canary: 'avg(latency{pod=~"{{name}}-canary-.*"})'
+        baseline: 'avg(latency{pod=~"{{name}}-primary-.*"})'
+      - name: errors
+        kind: counter
+        canary: {errors: 'sum(err{app="{{name}}"})', total: 'sum(req{app="{{name}}"})'}
+        baseline: {errors: 'sum(err{app="{{name}}-primary"})', total: 'sum(req{app="{{name}}-primary"})'}
+        critical: true
+"#;
+
+fn load_yaml(text: &str) -> Result<Config, ConfigError> {
+    load_str(Path::new("verdict.yaml"), text, Vec::new())
+}
+
+#[test]
+fn a_good_config_loads_with_defaults() {
+    let c = load_yaml(GOOD).unwrap();
+    assert_eq!(c.settings.listen, "127.0.0.1:9999");
+    let web = &c.analyses["web"];
+    assert_eq!(web.metrics.len(), 2);
+    assert_eq!(web.metrics[0].judge, analysis::JudgeKind::MannWhitney);
+    assert_eq!(web.metrics[1].judge, analysis::JudgeKind::Sequential);
+    assert_eq!(web.config.thresholds.pass, 95.0);
+}
+
+#[test]
+fn a_type_error_names_file_line_and_field() {
+    let text = GOOD.replace("critical: true", "critical: maybe");
+    let err = load_yaml(&text).unwrap_err().to_string();
+    assert!(
+        err.starts_with("verdict.yaml:16: analyses.web.metrics[1].critical:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_field_is_refused() {
+    let text = GOOD.replace("critical: true", "critcal: true");
+    let err = load_yaml(&text).unwrap_err().to_string();
+    assert!(err.contains("verdict.yaml:16"), "{err}");
+    assert!(err.contains("critcal"), "{err}");
+}
+
+#[test]
+fn semantic_errors_are_all_reported_with_lines() {
+    let text = GOOD
+        .replace("kind: gauge", "kind: gauge\n        judge: proportion")
+        .replace("url: http://127.0.0.1:9090", "url: 127.0.0.1:9090");
+    let err = load_yaml(&text).unwrap_err();
+    assert_eq!(err.problems.len(), 2, "{err}");
+    let s = err.to_string();
+    assert!(
+        s.contains("verdict.yaml:10: analyses.web.metrics[0].judge"),
+        "{s}"
+    );
+    assert!(s.contains("verdict.yaml:4: prometheus.url"), "{s}");
+}
+
+#[test]
+fn a_bad_template_is_refused_at_load() {
+    let text = GOOD.replace("{{name}}-canary", "{{name");
+    let err = load_yaml(&text).unwrap_err().to_string();
+    assert!(err.contains("analyses.web.metrics[0].canary"), "{err}");
+    assert!(err.contains("unclosed"), "{err}");
+}
+
+#[test]
+fn a_syntax_error_names_its_line() {
+    let err = load_yaml("listen: [\nprometheus: {")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("verdict.yaml:"), "{err}");
+}
+
+#[test]
+fn environment_overrides_settings() {
+    let env = vec![
+        ("VERDICT_LISTEN".to_string(), "127.0.0.1:7000".to_string()),
+        (
+            "VERDICT_PROMETHEUS__URL".to_string(),
+            "http://prom:9090".to_string(),
+        ),
+        ("VERDICT_PROMETHEUS__RETRIES".to_string(), "5".to_string()),
+        ("UNRELATED".to_string(), "x".to_string()),
+    ];
+    let c = load_str(Path::new("v.yaml"), GOOD, env).unwrap();
+    assert_eq!(c.settings.listen, "127.0.0.1:7000");
+    assert_eq!(c.settings.prometheus.url, "http://prom:9090");
+    assert_eq!(c.settings.prometheus.retries, 5);
+}
+
+#[test]
+fn toml_configs_load_too() {
+    let text = r#"
+listen = "127.0.0.1:8081"
+[prometheus]
+url = "http://127.0.0.1:9090"
+timeout = "2s"
+"#;
+    let c = load_str(Path::new("v.toml"), text, Vec::new()).unwrap();
+    assert_eq!(c.settings.prometheus.timeout.0.as_secs(), 2);
+    let err = load_str(Path::new("v.toml"), "listen = 5\n", Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("v.toml:1: listen:"), "{err}");
+}
+
+#[test]
+fn missing_secret_files_are_problems_not_panics() {
+    let text = GOOD.replace(
+        "url: http://127.0.0.1:9090",
+        "url: http://127.0.0.1:9090\n  bearer_token_file: /nonexistent/token",
+    );
+    let err = load_yaml(&text).unwrap_err().to_string();
+    assert!(err.contains("prometheus.bearer_token_file"), "{err}");
+    assert!(err.contains("cannot read secret file"), "{err}");
+}
+
+#[test]
+fn credentials_never_print() {
+    let c = Credentials {
+        bearer_token: Some("s3cret".into()),
+        basic_auth: Some(("u".into(), "pw".into())),
+    };
+    let s = format!("{c:?}");
+    assert!(!s.contains("s3cret") && !s.contains("pw\""), "{s}");
+}

@@ -1,0 +1,152 @@
+//! From templates to judge inputs: render each arm's queries, fetch the
+//! series, and reduce them to what the metric's kind is judged on.
+//!
+//! * gauge: the finite points of the one series the query returns;
+//! * counter: integer increments of the error and total counters;
+//! * histogram: integer increments per bucket.
+//!
+//! NaN and ±inf points are dropped here: they are the absence of data, and
+//! an arm left with nothing is "no data", never a number.
+
+use crate::config::analysis::{Metric, MetricKind, Queries};
+use crate::config::template::TemplateError;
+use crate::source::increments::{counter_increase, histogram_increments};
+use crate::source::{Series, SeriesSource, SourceError, Window};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What one arm of one metric is judged on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ArmData {
+    Points { values: Vec<f64> },
+    Counts { errors: u64, total: u64 },
+    Buckets { le: Vec<f64>, counts: Vec<u64> },
+}
+
+impl ArmData {
+    /// Observations behind the data: points, or requests.
+    pub fn size(&self) -> u64 {
+        match self {
+            ArmData::Points { values } => values.len() as u64,
+            ArmData::Counts { total, .. } => *total,
+            ArmData::Buckets { counts, .. } => counts.iter().sum(),
+        }
+    }
+}
+
+/// Why an arm has no judgeable data.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Source(#[from] SourceError),
+    #[error("cannot render query: {0}")]
+    Template(#[from] TemplateError),
+    #[error("query returned {0} series; aggregate each arm to one series (e.g. sum by () or avg)")]
+    TooManySeries(usize),
+    #[error("{0}")]
+    Shape(String),
+}
+
+/// Renders every template of a metric's arm; used up front to reject bad
+/// webhook values before any query runs.
+pub fn render(
+    queries: &Queries,
+    vars: &BTreeMap<String, String>,
+) -> Result<Vec<String>, TemplateError> {
+    queries
+        .templates()
+        .into_iter()
+        .map(|t| t.render(vars))
+        .collect()
+}
+
+/// Fetches one arm of one metric. `Ok(None)` means the backend answered but
+/// had no usable data for the window (no series, only NaN, no traffic).
+pub async fn fetch_arm(
+    source: &dyn SeriesSource,
+    metric: &Metric,
+    queries: &Queries,
+    vars: &BTreeMap<String, String>,
+    window: &Window,
+) -> Result<Option<ArmData>, FetchError> {
+    match (metric.config.kind, queries) {
+        (MetricKind::Gauge, Queries::Single(t)) => {
+            let series = source.query_range(&t.render(vars)?, window).await?;
+            let values: Vec<f64> = single(series)?
+                .map(|s| {
+                    s.samples
+                        .iter()
+                        .map(|p| p.value)
+                        .filter(|v| v.is_finite())
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok((!values.is_empty()).then_some(ArmData::Points { values }))
+        }
+        (MetricKind::Counter, Queries::Counter { errors, total }) => {
+            let (e, t) = futures_util::join!(
+                async {
+                    source
+                        .query_range(&errors.render(vars)?, window)
+                        .await
+                        .map_err(FetchError::from)
+                },
+                async {
+                    source
+                        .query_range(&total.render(vars)?, window)
+                        .await
+                        .map_err(FetchError::from)
+                }
+            );
+            let increase = |series: Vec<Series>| -> Result<Option<f64>, FetchError> {
+                Ok(single(series)?.and_then(|s| counter_increase(&s.samples)))
+            };
+            let total = match increase(t?)? {
+                Some(total) if total > 0.0 => total,
+                // No requests at all: nothing to judge, whatever errors say.
+                _ => return Ok(None),
+            };
+            // No error series at all usually means "no errors yet": Prometheus
+            // has no series until a labelled counter first increments.
+            let errors = increase(e?)?.unwrap_or(0.0);
+            let (errors, total) = (errors.round() as u64, total.round() as u64);
+            if errors > total {
+                return Err(FetchError::Shape(format!(
+                    "error counter increased by {errors}, more than the total {total}: \
+                     do the errors and total queries select the same requests?"
+                )));
+            }
+            Ok(Some(ArmData::Counts { errors, total }))
+        }
+        (MetricKind::Histogram, Queries::Single(t)) => {
+            let series = source.query_range(&t.render(vars)?, window).await?;
+            if series.is_empty() {
+                return Ok(None);
+            }
+            let buckets =
+                histogram_increments(&series).map_err(|e| FetchError::Shape(e.to_string()))?;
+            let le = buckets.iter().map(|b| b.le).collect();
+            let counts: Vec<u64> = buckets
+                .iter()
+                .map(|b| b.increase.max(0.0).round() as u64)
+                .collect();
+            if counts.iter().sum::<u64>() == 0 {
+                return Ok(None);
+            }
+            Ok(Some(ArmData::Buckets { le, counts }))
+        }
+        (kind, _) => Err(FetchError::Shape(format!(
+            "queries do not fit a {kind:?} metric (validated at load; this is a bug)"
+        ))),
+    }
+}
+
+/// The one series of a result, `None` for an empty result.
+fn single(mut series: Vec<Series>) -> Result<Option<Series>, FetchError> {
+    match series.len() {
+        0 => Ok(None),
+        1 => Ok(series.pop()),
+        n => Err(FetchError::TooManySeries(n)),
+    }
+}

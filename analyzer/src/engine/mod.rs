@@ -1,0 +1,254 @@
+//! The engine: runs, looks and the clock. The only place that calls the
+//! judges.
+//!
+//! Every way into Verdict (a Flagger webhook, an Argo call, `verdict
+//! replay`) ends in [`Engine::look`]: find or start the run, decide whether
+//! this delivery is a new look or a duplicate, fetch every metric's window
+//! concurrently, judge, score, decide, remember. Callers map the resulting
+//! [`Look`] to their protocol; nothing here knows about HTTP.
+
+pub mod fetch;
+pub mod judge;
+pub mod run;
+pub mod sequential;
+
+use crate::config::analysis::Analysis;
+use crate::config::template::TemplateError;
+use crate::source::{SeriesSource, Window};
+use crate::telemetry::Telemetry;
+use fetch::{fetch_arm, render};
+use judge::{judge_metric, JudgeContext};
+use run::{Look, LookWindow, Run, RunKey};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use verdict_judges::decision::decide;
+
+/// A request for a look at a run.
+#[derive(Debug, Clone)]
+pub struct LookRequest {
+    pub key: RunKey,
+    pub analysis: String,
+    /// Template variables: name, namespace, checksum, metadata, args.
+    pub vars: BTreeMap<String, String>,
+    /// The look's time (unix seconds): the wall clock when serving, the
+    /// replay clock when replaying.
+    pub now: f64,
+    pub weight: Option<f64>,
+}
+
+/// Why a look could not be taken at all (as opposed to a look whose
+/// metrics failed, which is a look with an inconclusive decision).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    #[error("unknown analysis {0:?}")]
+    UnknownAnalysis(String),
+    #[error("metric {metric:?}: {error}")]
+    BadVariable {
+        metric: String,
+        error: TemplateError,
+    },
+}
+
+/// The analyses in force; swapped whole on reload.
+pub type Analyses = BTreeMap<String, Arc<Analysis>>;
+
+/// Runs, looks and judging over one series source.
+pub struct Engine {
+    analyses: RwLock<Arc<Analyses>>,
+    source: Arc<dyn SeriesSource>,
+    runs: Mutex<HashMap<RunKey, Arc<tokio::sync::Mutex<Run>>>>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl Engine {
+    pub fn new(
+        analyses: Analyses,
+        source: Arc<dyn SeriesSource>,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        Engine {
+            analyses: RwLock::new(Arc::new(analyses)),
+            source,
+            runs: Mutex::new(HashMap::new()),
+            telemetry,
+        }
+    }
+
+    /// Replaces the analyses (config reload). Runs keep their state; their
+    /// next look uses the new definition of their analysis.
+    pub fn set_analyses(&self, analyses: Analyses) {
+        *self.analyses.write().expect("analyses lock") = Arc::new(analyses);
+    }
+
+    pub fn analyses(&self) -> Arc<Analyses> {
+        self.analyses.read().expect("analyses lock").clone()
+    }
+
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    fn analysis(&self, name: &str) -> Result<Arc<Analysis>, EngineError> {
+        self.analyses()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownAnalysis(name.to_string()))
+    }
+
+    /// Checks that every query of `analysis` renders with `vars`, so a
+    /// malicious or broken value is refused before anything is queried.
+    pub fn check_vars(
+        &self,
+        analysis: &str,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let analysis = self.analysis(analysis)?;
+        for metric in &analysis.metrics {
+            for queries in [&metric.canary, &metric.baseline] {
+                render(queries, vars).map_err(|error| EngineError::BadVariable {
+                    metric: metric.config.name.clone(),
+                    error,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A snapshot of a run, if it exists.
+    pub async fn run(&self, key: &RunKey) -> Option<Run> {
+        let run = self.runs.lock().expect("runs lock").get(key).cloned()?;
+        let run = run.lock().await;
+        Some(run.clone())
+    }
+
+    /// Marks a run finished (Flagger post-rollout); later looks start afresh.
+    pub async fn close(&self, key: &RunKey, outcome: &str) -> bool {
+        let run = self.runs.lock().expect("runs lock").remove(key);
+        match run {
+            Some(run) => {
+                run.lock().await.closed = Some(outcome.to_string());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes a look, or returns the run's last look when this delivery is a
+    /// duplicate (within the analysis's dedup window).
+    pub async fn look(&self, req: LookRequest) -> Result<Arc<Look>, EngineError> {
+        let analysis = self.analysis(&req.analysis)?;
+        self.check_vars(&req.analysis, &req.vars)?;
+        let cfg = &analysis.config;
+        let run = {
+            let mut runs = self.runs.lock().expect("runs lock");
+            runs.entry(req.key.clone())
+                .or_insert_with(|| {
+                    Arc::new(tokio::sync::Mutex::new(Run::new(
+                        req.key.clone(),
+                        &req.analysis,
+                        req.now,
+                        cfg.lookback.as_secs_f64(),
+                        req.vars.clone(),
+                    )))
+                })
+                .clone()
+        };
+        // One look at a time per run: concurrent duplicates wait here and
+        // then see the look the first one took.
+        let mut run = run.lock().await;
+        if let Some(last) = run.last_look() {
+            if req.now - last.time < cfg.dedup_window.as_secs_f64() && req.now >= last.time {
+                self.telemetry.duplicate_deliveries.inc();
+                return Ok(Arc::new(last.clone()));
+            }
+        }
+        let started = Instant::now();
+        let window = Window {
+            start: run.window_start,
+            end: req.now,
+            step: cfg.step.0,
+        };
+        let mut tasks = Vec::new();
+        for metric in &analysis.metrics {
+            let source = self.source.clone();
+            let vars = &req.vars;
+            let window = &window;
+            let telemetry = &self.telemetry;
+            tasks.push(async move {
+                let t = Instant::now();
+                let (canary, baseline) = futures_util::join!(
+                    fetch_arm(source.as_ref(), metric, &metric.canary, vars, window),
+                    fetch_arm(source.as_ref(), metric, &metric.baseline, vars, window)
+                );
+                telemetry.observe_query(
+                    &metric.config.name,
+                    t.elapsed(),
+                    canary.is_err() || baseline.is_err(),
+                );
+                (canary, baseline)
+            });
+        }
+        let fetched = futures_util::future::join_all(tasks).await;
+        let judge_started = Instant::now();
+        let context = JudgeContext {
+            min_data: cfg.min_data,
+            alpha_per_metric: cfg.alpha / analysis.metrics.len().max(1) as f64,
+            weight: req.weight,
+        };
+        let verdicts: Vec<_> = analysis
+            .metrics
+            .iter()
+            .zip(fetched)
+            .map(|(metric, (canary, baseline))| {
+                let state = run
+                    .sequential
+                    .entry(metric.config.name.clone())
+                    .or_default();
+                judge_metric(metric, &context, canary, baseline, state)
+            })
+            .collect();
+        let min_duration_met = req.now - run.first_look >= cfg.min_data.duration.as_secs_f64();
+        let decision = decide(
+            &verdicts.iter().map(|v| v.outcome()).collect::<Vec<_>>(),
+            &judge::policy(cfg, min_duration_met),
+        );
+        self.telemetry
+            .judge_seconds
+            .observe(judge_started.elapsed().as_secs_f64());
+        let look = Look {
+            number: run.looks.len() + 1,
+            time: req.now,
+            window: LookWindow {
+                start: window.start,
+                end: window.end,
+                step_seconds: cfg.step.as_secs_f64(),
+            },
+            weight: req.weight,
+            metrics: verdicts,
+            decision,
+        };
+        self.telemetry.record_look(
+            &req.analysis,
+            &req.key.to_string(),
+            &look,
+            started.elapsed(),
+        );
+        tracing::info!(
+            run = %req.key,
+            analysis = %req.analysis,
+            look = look.number,
+            score = look.decision.score,
+            decision = ?look.decision.action,
+            reasons = ?look.decision.reasons,
+            "decision"
+        );
+        run.looks.push(look.clone());
+        Ok(Arc::new(look))
+    }
+
+    /// How long to wait for a look before answering from what is known.
+    pub fn answer_budget() -> Duration {
+        Duration::from_secs(8)
+    }
+}

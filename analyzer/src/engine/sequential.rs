@@ -1,0 +1,227 @@
+//! The sequential judge: an anytime-valid bucket-label e-process per metric,
+//! whose state lives in the run and absorbs each look's new requests.
+//!
+//! Every look fetches the run's whole window, so the arms arrive as
+//! cumulative counts; the increments since the previous look are what the
+//! e-process absorbs. When the canary weight changes (a new rollout step),
+//! the process starts a new segment with the new expected share, and the
+//! evidence of finished segments carries over (statistics.md §5.6).
+
+use super::fetch::ArmData;
+use super::judge::{JudgeContext, MetricVerdict};
+use crate::config::analysis::{Direction, Metric};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use verdict_judges::kayenta::classifier::Label;
+use verdict_judges::sequential::{BucketLabelConfig, BucketLabelEProcess};
+
+/// Prior concentration of the per-bucket canary share (the reference value).
+const KAPPA: f64 = 200.0;
+
+/// One metric's sequential state within a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SequentialState {
+    process: BucketLabelEProcess,
+    last_canary: Vec<u64>,
+    last_baseline: Vec<u64>,
+    rho0: f64,
+    weight: Option<f64>,
+}
+
+/// Buckets of an arm: `[errors, rest]` for counters, per-`le` counts for histograms.
+fn buckets(data: &ArmData) -> Option<Vec<u64>> {
+    match data {
+        ArmData::Counts { errors, total } => Some(vec![*errors, total - errors]),
+        ArmData::Buckets { counts, .. } => Some(counts.clone()),
+        ArmData::Points { .. } => None,
+    }
+}
+
+/// Which buckets are harmful when they gain canary share.
+fn harmful_mask(metric: &Metric, data: &ArmData, n: usize) -> Option<Vec<bool>> {
+    let direction = metric.config.direction;
+    match data {
+        ArmData::Counts { .. } => match direction {
+            Direction::Increase => Some(vec![true, false]),
+            Direction::Decrease => Some(vec![false, true]),
+            Direction::Either => None,
+        },
+        ArmData::Buckets { le, .. } => {
+            let slow_above = metric.config.slow_above?;
+            let slow: Vec<bool> = le.iter().map(|&le| le > slow_above).collect();
+            match direction {
+                Direction::Increase => Some(slow),
+                Direction::Decrease => Some(slow.into_iter().map(|s| !s).collect()),
+                Direction::Either => None,
+            }
+            .filter(|m| m.len() == n)
+        }
+        ArmData::Points { .. } => None,
+    }
+}
+
+/// Judges a counter or histogram metric sequentially, updating `state`.
+pub fn judge_sequential(
+    v: &mut MetricVerdict,
+    metric: &Metric,
+    ctx: &JudgeContext,
+    canary: &ArmData,
+    baseline: &ArmData,
+    state: &mut Option<SequentialState>,
+) {
+    let cfg = &metric.config;
+    let (Some(c), Some(b)) = (buckets(canary), buckets(baseline)) else {
+        v.classification = Label::Error;
+        v.reason = "the sequential judge needs counter or histogram data".into();
+        return;
+    };
+    if c.len() != b.len() {
+        v.classification = Label::Error;
+        v.critical = cfg.critical;
+        v.reason = format!(
+            "canary has {} buckets, baseline {}: bucket boundaries must match",
+            c.len(),
+            b.len()
+        );
+        return;
+    }
+    let (ct, bt): (u64, u64) = (c.iter().sum(), b.iter().sum());
+    v.enough_data = ct >= ctx.min_data.requests && bt >= ctx.min_data.requests;
+    // The expected canary share: the weight when known, else the first
+    // look's observed share. A wrong value costs power, never validity.
+    let observed_share = ct as f64 / (ct + bt).max(1) as f64;
+    let rho0_for = |weight: Option<f64>| -> f64 {
+        weight
+            .map(|w| w / 100.0)
+            .unwrap_or(observed_share)
+            .clamp(0.001, 0.999)
+    };
+    let fresh = |rho0: f64| {
+        BucketLabelEProcess::new(
+            BucketLabelConfig {
+                rho0,
+                kappa: KAPPA,
+                alpha: ctx.alpha_per_metric,
+                harmful: harmful_mask(metric, canary, c.len()),
+            },
+            c.len(),
+        )
+    };
+    if state
+        .as_ref()
+        .is_some_and(|s| s.last_canary.len() != c.len())
+    {
+        *state = None; // the histogram's buckets changed: start over
+    }
+    if state.is_none() {
+        let rho0 = rho0_for(ctx.weight);
+        match fresh(rho0) {
+            Ok(process) => {
+                *state = Some(SequentialState {
+                    process,
+                    last_canary: vec![0; c.len()],
+                    last_baseline: vec![0; c.len()],
+                    rho0,
+                    weight: ctx.weight,
+                })
+            }
+            Err(e) => {
+                v.classification = Label::Error;
+                v.critical = cfg.critical;
+                v.reason = format!("cannot start the sequential test: {e}");
+                return;
+            }
+        }
+    }
+    let s = state.as_mut().expect("initialised above");
+    if ctx.weight.is_some() && ctx.weight != s.weight {
+        let rho0 = rho0_for(ctx.weight);
+        if let Err(e) = s.process.next_segment(rho0) {
+            v.classification = Label::Error;
+            v.reason = format!("cannot start a new segment: {e}");
+            return;
+        }
+        s.rho0 = rho0;
+        s.weight = ctx.weight;
+    }
+    let inc = |now: &[u64], last: &[u64]| -> Vec<u64> {
+        now.iter()
+            .zip(last)
+            .map(|(n, l)| n.saturating_sub(*l))
+            .collect()
+    };
+    let (ci, bi) = (inc(&c, &s.last_canary), inc(&b, &s.last_baseline));
+    let look = match s.process.observe(&ci, &bi) {
+        Ok(look) => look,
+        Err(e) => {
+            v.classification = Label::Error;
+            v.critical = cfg.critical;
+            v.reason = format!("sequential test failed: {e}");
+            return;
+        }
+    };
+    s.last_canary = c
+        .iter()
+        .zip(&s.last_canary)
+        .map(|(n, l)| (*n).max(*l))
+        .collect();
+    s.last_baseline = b
+        .iter()
+        .zip(&s.last_baseline)
+        .map(|(n, l)| (*n).max(*l))
+        .collect();
+    if look.reject {
+        v.classification = match cfg.direction {
+            Direction::Decrease => Label::Low,
+            _ => Label::High,
+        };
+        v.critical = cfg.critical;
+        // A shown harm is conclusive however little data there is.
+        v.enough_data = true;
+        let worse: Vec<String> = look
+            .harmful_excess
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| **h)
+            .map(|(k, _)| {
+                let share = look.canary_share_by_bucket[k].unwrap_or(f64::NAN);
+                format!(
+                    "bucket {} canary share {:.2}%",
+                    bucket_name(canary, k),
+                    100.0 * share
+                )
+            })
+            .collect();
+        v.reason = format!(
+            "anytime-valid test rejects equal outcome distributions: e-value {:.1} ≥ 1/alpha = {:.0} \
+             (p = {:.2e}); canary share overall {:.2}%, {}",
+            look.e_value,
+            1.0 / ctx.alpha_per_metric,
+            look.always_valid_p,
+            100.0 * look.rho_hat.unwrap_or(f64::NAN),
+            worse.join(", ")
+        );
+    } else {
+        v.classification = Label::Pass;
+    }
+    v.statistics = json!({
+        "test": "bucket-label-e-process",
+        "e_value": crate::json::number(look.e_value),
+        "log_e_total": crate::json::number(look.log_e_total),
+        "always_valid_p": crate::json::number(look.always_valid_p),
+        "alpha": ctx.alpha_per_metric,
+        "rho0": s.rho0,
+        "segment": look.segment,
+        "canary_share": look.rho_hat,
+        "canary_share_by_bucket": look.canary_share_by_bucket,
+        "harmful_excess": look.harmful_excess,
+    });
+}
+
+fn bucket_name(data: &ArmData, k: usize) -> String {
+    match data {
+        ArmData::Counts { .. } => if k == 0 { "errors" } else { "ok" }.to_string(),
+        ArmData::Buckets { le, .. } => format!("le={}", le[k]),
+        ArmData::Points { .. } => k.to_string(),
+    }
+}

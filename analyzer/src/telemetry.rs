@@ -1,0 +1,192 @@
+//! Verdict's own metrics, exported at `/metrics` in Prometheus format.
+//!
+//! Every observable behaviour has a counter or histogram here; the Grafana
+//! dashboards under `grafana/` read exactly these names (a test checks).
+
+use crate::engine::run::Look;
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
+    Registry, TextEncoder,
+};
+use std::time::Duration;
+
+/// The registry and every metric Verdict exports.
+pub struct Telemetry {
+    registry: Registry,
+    pub looks: IntCounterVec,
+    pub look_seconds: HistogramVec,
+    pub run_score: GaugeVec,
+    pub judge_seconds: Histogram,
+    pub query_seconds: HistogramVec,
+    pub query_errors: IntCounterVec,
+    pub duplicate_deliveries: IntCounter,
+    pub http_requests: IntCounterVec,
+    pub http_seconds: HistogramVec,
+    pub flagger_events: IntCounterVec,
+    pub config_reloads: IntCounterVec,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let looks = IntCounterVec::new(
+            Opts::new(
+                "verdict_looks_total",
+                "Looks taken, by analysis and decision.",
+            ),
+            &["analysis", "decision"],
+        )
+        .expect("metric");
+        let look_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "verdict_look_duration_seconds",
+                "Time to take one look (queries and judging), by analysis.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["analysis"],
+        )
+        .expect("metric");
+        let run_score = GaugeVec::new(
+            Opts::new(
+                "verdict_run_score",
+                "Score (0-100) of each open run's last look.",
+            ),
+            &["analysis", "run"],
+        )
+        .expect("metric");
+        let judge_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "verdict_judge_duration_seconds",
+                "Time spent judging and deciding one look (no queries).",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("metric");
+        let query_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "verdict_query_duration_seconds",
+                "Time to fetch both arms of one metric from the source.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["metric"],
+        )
+        .expect("metric");
+        let query_errors = IntCounterVec::new(
+            Opts::new(
+                "verdict_query_errors_total",
+                "Metric fetches that failed, by metric.",
+            ),
+            &["metric"],
+        )
+        .expect("metric");
+        let duplicate_deliveries = IntCounter::new(
+            "verdict_duplicate_deliveries_total",
+            "Webhook deliveries answered from the previous look (retries, duplicates).",
+        )
+        .expect("metric");
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "verdict_http_requests_total",
+                "HTTP requests, by route and status.",
+            ),
+            &["route", "status"],
+        )
+        .expect("metric");
+        let http_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "verdict_http_request_duration_seconds",
+                "HTTP request latency, by route.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )
+        .expect("metric");
+        let flagger_events = IntCounterVec::new(
+            Opts::new(
+                "verdict_flagger_events_total",
+                "Flagger event webhooks, by event type.",
+            ),
+            &["type"],
+        )
+        .expect("metric");
+        let config_reloads = IntCounterVec::new(
+            Opts::new("verdict_config_reloads_total", "Config reloads, by result."),
+            &["result"],
+        )
+        .expect("metric");
+        for m in [
+            Box::new(looks.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(look_seconds.clone()),
+            Box::new(run_score.clone()),
+            Box::new(judge_seconds.clone()),
+            Box::new(query_seconds.clone()),
+            Box::new(query_errors.clone()),
+            Box::new(duplicate_deliveries.clone()),
+            Box::new(http_requests.clone()),
+            Box::new(http_seconds.clone()),
+            Box::new(flagger_events.clone()),
+            Box::new(config_reloads.clone()),
+        ] {
+            registry.register(m).expect("unique metric names");
+        }
+        Telemetry {
+            registry,
+            looks,
+            look_seconds,
+            run_score,
+            judge_seconds,
+            query_seconds,
+            query_errors,
+            duplicate_deliveries,
+            http_requests,
+            http_seconds,
+            flagger_events,
+            config_reloads,
+        }
+    }
+
+    pub fn observe_query(&self, metric: &str, elapsed: Duration, failed: bool) {
+        self.query_seconds
+            .with_label_values(&[metric])
+            .observe(elapsed.as_secs_f64());
+        if failed {
+            self.query_errors.with_label_values(&[metric]).inc();
+        }
+    }
+
+    pub fn record_look(&self, analysis: &str, run: &str, look: &Look, elapsed: Duration) {
+        self.looks
+            .with_label_values(&[analysis, look.decision.action.as_str()])
+            .inc();
+        self.look_seconds
+            .with_label_values(&[analysis])
+            .observe(elapsed.as_secs_f64());
+        self.run_score
+            .with_label_values(&[analysis, run])
+            .set(look.decision.score);
+    }
+
+    /// Forgets a finished run's gauge so closed runs do not pile up.
+    pub fn forget_run(&self, analysis: &str, run: &str) {
+        let _ = self.run_score.remove_label_values(&[analysis, run]);
+    }
+
+    /// The exposition text of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("exposition is UTF-8")
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
