@@ -414,6 +414,26 @@ async fn sends_bearer_token() {
 }
 
 #[tokio::test]
+async fn sends_basic_auth() {
+    let stub = stub(vec![OK]).await;
+    let mut config = PrometheusConfig::new(&stub.url);
+    config.basic_auth = Some(("user".into(), "pass".into()));
+    PrometheusSource::new(config)
+        .expect("valid config")
+        .query_range("up", &ANY_WINDOW)
+        .await
+        .expect("succeeds");
+    let heads = stub.heads.lock().expect("stub lock").clone();
+    // base64("user:pass")
+    assert!(
+        heads[0]
+            .to_ascii_lowercase()
+            .contains("authorization: basic dxnlcjpwyxnz"),
+        "{heads:?}"
+    );
+}
+
+#[tokio::test]
 async fn slow_backend_times_out() {
     // Accepts but never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
