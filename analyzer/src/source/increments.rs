@@ -197,8 +197,10 @@ pub fn histogram_increments(series: &[Series]) -> Result<Vec<Bucket>, IncrementE
     if series.is_empty() {
         return Ok(Vec::new());
     }
-    // group (labels without le) -> le -> samples
-    let mut groups: BTreeMap<BTreeMap<String, String>, Vec<(f64, &[Sample])>> = BTreeMap::new();
+    // One group per label set without `le` (one per pod, or a single group
+    // for an aggregated query), holding that group's buckets.
+    type Buckets<'a> = Vec<(f64, &'a [Sample])>;
+    let mut groups: BTreeMap<BTreeMap<String, String>, Buckets> = BTreeMap::new();
     for s in series {
         let mut rest = s.labels.clone();
         let le_text = rest

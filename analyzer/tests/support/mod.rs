@@ -1,0 +1,4 @@
+//! Harnesses shared by the integration tests. Each test file that needs one
+//! declares `mod support;` and uses the submodule it needs.
+
+pub mod prometheus;
