@@ -10,7 +10,9 @@
 
 use crate::config::analysis::{Metric, MetricKind, Queries};
 use crate::config::template::TemplateError;
-use crate::source::increments::{counter_increase, histogram_increments};
+use crate::source::increments::{
+    bucket_counts, counter_increase, histogram_increments, IncrementError,
+};
 use crate::source::{Series, SeriesSource, SourceError, Window};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -124,13 +126,10 @@ pub async fn fetch_arm(
             if series.is_empty() {
                 return Ok(None);
             }
-            let buckets =
-                histogram_increments(&series).map_err(|e| FetchError::Shape(e.to_string()))?;
+            let shape = |e: IncrementError| FetchError::Shape(e.to_string());
+            let buckets = histogram_increments(&series).map_err(shape)?;
             let le = buckets.iter().map(|b| b.le).collect();
-            let counts: Vec<u64> = buckets
-                .iter()
-                .map(|b| b.increase.max(0.0).round() as u64)
-                .collect();
+            let counts = bucket_counts(&buckets).map_err(shape)?;
             if counts.iter().sum::<u64>() == 0 {
                 return Ok(None);
             }

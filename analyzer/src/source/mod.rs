@@ -75,19 +75,3 @@ pub trait SeriesSource: Send + Sync {
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-
-impl SeriesSource for prometheus::PrometheusSource {
-    fn query_range<'a>(
-        &'a self,
-        query: &'a str,
-        window: &'a Window,
-    ) -> BoxFuture<'a, Result<Vec<Series>, SourceError>> {
-        Box::pin(prometheus::PrometheusSource::query_range(
-            self, query, window,
-        ))
-    }
-
-    fn ready(&self) -> BoxFuture<'_, Result<(), SourceError>> {
-        Box::pin(prometheus::PrometheusSource::ready(self))
-    }
-}

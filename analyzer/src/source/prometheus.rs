@@ -35,47 +35,37 @@ use std::time::Duration;
 use prometheus_http_query::response::{Data, PromqlResult};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::StatusCode;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-use super::{Sample, Series, SourceError, Window};
+use super::{BoxFuture, Sample, Series, SeriesSource, SourceError, Window};
 
 /// Connection settings for a Prometheus-compatible backend.
 ///
-/// Deserialises from the daemon's config with defaults for everything but
-/// `url`. Durations are written as `"30s"`, `"250ms"`, `"1m30s"` or a number
-/// of seconds. Credentials are the secret values themselves; the config
-/// layer reads them from files, so they never sit in the config file.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Built by the config layer (`config::PrometheusSettings`), which reads
+/// credentials from files, so secrets never sit in the config file itself.
+#[derive(Clone)]
 pub struct PrometheusConfig {
     /// Base URL of the HTTP API, e.g. `http://prometheus:9090` or
     /// `http://mimir/prometheus` (a path prefix is kept).
     pub url: String,
     /// Sent as `Authorization: Bearer <token>`.
-    #[serde(default)]
     pub bearer_token: Option<String>,
     /// `(username, password)`, sent as HTTP basic auth. Mutually exclusive
     /// with `bearer_token`.
-    #[serde(default)]
     pub basic_auth: Option<(String, String)>,
     /// Deadline of one HTTP request (connect, query, body), also sent as the
     /// server-side evaluation timeout.
-    #[serde(default = "defaults::timeout", deserialize_with = "de_duration")]
     pub timeout: Duration,
     /// Extra attempts after the first for retryable failures.
-    #[serde(default = "defaults::retries")]
     pub retries: u32,
     /// Wait before the first retry; doubled for each further retry.
-    #[serde(default = "defaults::backoff", deserialize_with = "de_duration")]
     pub backoff: Duration,
     /// Upper bound of any wait between attempts, including a server's
     /// `Retry-After`, so a misbehaving proxy cannot stall an analysis.
-    #[serde(default = "defaults::max_backoff", deserialize_with = "de_duration")]
     pub max_backoff: Duration,
     /// Requests this source has in flight at most; protects the backend
     /// when many analyses run at once.
-    #[serde(default = "defaults::max_concurrency")]
     pub max_concurrency: usize,
 }
 
@@ -133,55 +123,6 @@ impl fmt::Debug for PrometheusConfig {
             .field("max_backoff", &self.max_backoff)
             .field("max_concurrency", &self.max_concurrency)
             .finish()
-    }
-}
-
-/// Parses `"250ms"`, `"30s"`, `"5m"`, `"1h"`, compounds such as `"1m30s"`,
-/// or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"));
-    }
-    let err = || format!("invalid duration {text:?} (use e.g. \"250ms\", \"30s\", \"1m30s\")");
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(err());
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
-        let (num, tail) = rest.split_at(num_len);
-        let value: f64 = num.parse().map_err(|_| err())?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(err()),
-        };
-        total += Duration::try_from_secs_f64(value * scale).map_err(|_| err())?;
-        rest = tail;
-    }
-    Ok(total)
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(f64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Secs(s) => Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom),
-        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
     }
 }
 
@@ -670,6 +611,20 @@ fn base64_encode(input: &[u8]) -> String {
     out
 }
 
+impl SeriesSource for PrometheusSource {
+    fn query_range<'a>(
+        &'a self,
+        query: &'a str,
+        window: &'a Window,
+    ) -> BoxFuture<'a, Result<Vec<Series>, SourceError>> {
+        Box::pin(PrometheusSource::query_range(self, query, window))
+    }
+
+    fn ready(&self) -> BoxFuture<'_, Result<(), SourceError>> {
+        Box::pin(PrometheusSource::ready(self))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,31 +642,6 @@ mod tests {
         ] {
             assert_eq!(base64_encode(input.as_bytes()), expected);
         }
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("-1").is_err());
-    }
-
-    #[test]
-    fn config_defaults_and_unknown_fields() {
-        let c: PrometheusConfig =
-            serde_json::from_str(r#"{"url": "http://p:9090", "timeout": "5s", "retries": 1}"#)
-                .unwrap();
-        assert_eq!(c.timeout, Duration::from_secs(5));
-        assert_eq!(c.retries, 1);
-        assert_eq!(c.backoff, defaults::backoff());
-        assert_eq!(c.max_concurrency, defaults::max_concurrency());
-        assert!(
-            serde_json::from_str::<PrometheusConfig>(r#"{"url": "x", "timout": "5s"}"#).is_err()
-        );
     }
 
     #[test]
