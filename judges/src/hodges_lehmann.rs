@@ -35,13 +35,19 @@
 //!
 //! `x` and `y` are sorted once. For at most [`MATERIALISE_MAX_PAIRS`]
 //! differences they are materialised and sorted. Beyond that the `k`-th
-//! smallest difference is selected without materialising anything:
+//! smallest difference is selected without materialising the matrix:
 //! `count(d) = #{(i, j): x_i − y_j ≤ d}` takes one two-pointer pass
 //! (rounded subtraction is monotone in each argument, so each row's
-//! qualifying `y`s form a suffix whose start only moves right), and the
-//! smallest `d` with `count(d) ≥ k` is found by bisection over the *ordered
-//! bit patterns* of f64 (at most 64 passes). That `d` is exactly the `k`-th
-//! computed difference, bit for bit. Cost O((n+m)·64) per order statistic.
+//! qualifying `y`s form a suffix whose start only moves right). A bracket
+//! `(low, high]` with `count(low) < k ≤ count(high)` is narrowed with pivots
+//! drawn as sample quantiles of random differences inside it (each update
+//! verified by an exact count, ~20-fold per round of two passes); when at
+//! most [`COLLECT_MAX_CANDIDATES`] remain they are collected and selected
+//! directly. If narrowing stalls (massive ties) or differences overflow,
+//! bisection over the *ordered bit patterns* of f64 finishes in at most 64
+//! passes. Either way the result is exactly the `k`-th computed difference,
+//! bit for bit; pivots only affect speed. Cost O((n+m)·rounds) per order
+//! statistic; timings in `docs/benchmarks/mann_whitney.md`.
 //!
 //! # Edge cases
 //!
@@ -350,20 +356,23 @@ impl<'a> PairwiseDifferences<'a> {
 ///
 /// For each `x_i` the `y_j` with `x_i − y_j ≤ d` are a suffix of `ys`
 /// (subtraction is monotone even after rounding); as `x_i` grows the suffix
-/// can only shrink, so its start `j` moves right monotonically.
+/// can only shrink, so its start `j` moves right monotonically. The walk is
+/// written as one merge-like loop in which every step advances either `i`
+/// or `j` by a computed flag instead of a nested data-dependent `while`:
+/// the nested form mispredicts about once per row, which dominated the
+/// n = m = 100k interval.
 fn count_at_most(xs: &[f64], ys: &[f64], d: f64) -> u64 {
-    let m = ys.len();
-    let mut j = 0;
+    let (n, m) = (xs.len(), ys.len());
+    let (mut i, mut j) = (0, 0);
     let mut count = 0u64;
-    for &xi in xs {
-        while j < m && xi - ys[j] > d {
-            j += 1;
-        }
-        if j == m {
-            // Every later x_i is at least as large: no more qualifying pairs.
-            break;
-        }
-        count += (m - j) as u64;
+    // Once j == m every later x_i has no qualifying y: stop there too.
+    while i < n && j < m {
+        let above = xs[i] - ys[j] > d;
+        // Row i is finished when its difference at j is ≤ d: it counts the
+        // suffix j..m. Otherwise y_j is too small for row i and all later rows.
+        count += if above { 0 } else { (m - j) as u64 };
+        j += usize::from(above);
+        i += usize::from(!above);
     }
     count
 }
@@ -409,7 +418,7 @@ fn from_ordered_key(key: u64) -> f64 {
 
 /// Below this many candidate differences the survivors are collected and
 /// selected directly (a few times `n + m` keeps the collection cheap).
-const COLLECT_MAX_CANDIDATES: u64 = 1 << 18;
+pub const COLLECT_MAX_CANDIDATES: u64 = 1 << 18;
 
 /// Random candidate differences drawn per narrowing round. With 4 096 draws
 /// a ±3σ window around the target rank keeps about 5 % of the candidates,
@@ -448,10 +457,16 @@ fn kth_smallest_difference(xs: &[f64], ys: &[f64], k: u64) -> f64 {
     let mut high = ordered_key(largest);
     let mut count_low = 0u64;
     let mut count_high = xs.len() as u64 * ys.len() as u64;
+    // Per row i, the first j with x_i − y_j ≤ bound, for both bounds: the
+    // candidates of row i are j in high_rows[i]..low_rows[i]. Nothing is
+    // ≤ low (all rows end at m); everything is ≤ high (all start at 0).
+    let mut low_rows = vec![ys.len(); xs.len()];
+    let mut high_rows = vec![0; xs.len()];
+    let mut pivot_rows = vec![0; xs.len()];
     let mut rng_state = 0x5EED_u64 ^ k;
     for _ in 0..MAX_NARROWING_ROUNDS {
         let candidates = count_high - count_low;
-        let bracket = CandidateRows::between(xs, ys, from_ordered_key(low), from_ordered_key(high));
+        let bracket = CandidateRows::new(&high_rows, &low_rows);
         debug_assert_eq!(bracket.total(), candidates);
         if candidates <= COLLECT_MAX_CANDIDATES {
             let mut values = bracket.collect(xs, ys);
@@ -459,9 +474,7 @@ fn kth_smallest_difference(xs: &[f64], ys: &[f64], k: u64) -> f64 {
             let (_, kth, _) = values.select_nth_unstable_by(rank, f64::total_cmp);
             return positive_zero(*kth);
         }
-        let mut sample: Vec<f64> = (0..PIVOT_SAMPLE_SIZE)
-            .map(|_| bracket.nth(xs, ys, splitmix64(&mut rng_state) % candidates))
-            .collect();
+        let mut sample = bracket.sample(xs, ys, PIVOT_SAMPLE_SIZE, &mut rng_state);
         sample.sort_unstable_by(f64::total_cmp);
         // Target position of the k-th difference within the sample, and a
         // ±3σ (binomial) window around it.
@@ -474,16 +487,18 @@ fn kth_smallest_difference(xs: &[f64], ys: &[f64], k: u64) -> f64 {
         let before = (low, high);
         if below >= 0.0 {
             let pivot = sample[below as usize];
-            let count = count_at_most(xs, ys, pivot);
+            let count = row_thresholds(xs, ys, pivot, &mut pivot_rows);
             if count < k {
                 (low, count_low) = (ordered_key(pivot), count);
+                std::mem::swap(&mut low_rows, &mut pivot_rows);
             }
         }
         if above < s {
             let pivot = sample[above as usize];
-            let count = count_at_most(xs, ys, pivot);
+            let count = row_thresholds(xs, ys, pivot, &mut pivot_rows);
             if count >= k {
                 (high, count_high) = (ordered_key(pivot), count);
+                std::mem::swap(&mut high_rows, &mut pivot_rows);
             }
         }
         if (low, high) == before {
@@ -526,48 +541,74 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Per row `i`, the `y` indices `j` with `low < x_i − y_j ≤ high`: a
-/// contiguous range `starts[i] .. starts[i] + (ends[i] − starts[i])`
-/// (differences fall as `j` grows), with prefix sums of the row widths.
-struct CandidateRows {
-    starts: Vec<usize>,
+/// [`count_at_most`] that also records, per row `i`, the first `j` with
+/// `x_i − y_j ≤ d` (`ys.len()` if none) into `rows`; returns the count.
+/// These are the next round's candidate bounds, so no separate pass is
+/// needed to find them.
+fn row_thresholds(xs: &[f64], ys: &[f64], d: f64, rows: &mut [usize]) -> u64 {
+    let (n, m) = (xs.len(), ys.len());
+    let (mut i, mut j) = (0, 0);
+    let mut count = 0u64;
+    while i < n && j < m {
+        let above = xs[i] - ys[j] > d;
+        // Overwritten while row i is still above d; the last write, at the
+        // step that finishes the row, is its threshold.
+        rows[i] = j;
+        count += if above { 0 } else { (m - j) as u64 };
+        j += usize::from(above);
+        i += usize::from(!above);
+    }
+    // Rows left when every y is exhausted have no difference ≤ d.
+    rows[i..].fill(m);
+    count
+}
+
+/// The differences inside a bracket: row `i` holds `y` indices
+/// `starts[i] .. starts[i] + width_i` (differences fall as `j` grows), with
+/// prefix sums of the widths.
+struct CandidateRows<'r> {
+    starts: &'r [usize],
     /// `prefix[i]` = candidates in rows `0..i`; `prefix[n]` is the total.
     prefix: Vec<u64>,
 }
 
-impl CandidateRows {
-    /// One pass with two monotone pointers (one per bound).
-    fn between(xs: &[f64], ys: &[f64], low: f64, high: f64) -> Self {
-        let m = ys.len();
-        let (mut first_at_most_high, mut first_at_most_low) = (0, 0);
-        let mut starts = Vec::with_capacity(xs.len());
-        let mut prefix = Vec::with_capacity(xs.len() + 1);
+impl<'r> CandidateRows<'r> {
+    /// From the per-row thresholds of the upper and lower bound.
+    fn new(high_rows: &'r [usize], low_rows: &[usize]) -> Self {
+        let mut prefix = Vec::with_capacity(high_rows.len() + 1);
         let mut total = 0u64;
         prefix.push(0);
-        for &xi in xs {
-            while first_at_most_high < m && xi - ys[first_at_most_high] > high {
-                first_at_most_high += 1;
-            }
-            first_at_most_low = first_at_most_low.max(first_at_most_high);
-            while first_at_most_low < m && xi - ys[first_at_most_low] > low {
-                first_at_most_low += 1;
-            }
-            starts.push(first_at_most_high);
-            total += (first_at_most_low - first_at_most_high) as u64;
+        for (&start, &end) in high_rows.iter().zip(low_rows) {
+            total += (end - start) as u64;
             prefix.push(total);
         }
-        Self { starts, prefix }
+        Self {
+            starts: high_rows,
+            prefix,
+        }
     }
 
     fn total(&self) -> u64 {
         *self.prefix.last().unwrap()
     }
 
-    /// The `r`-th candidate (0-based) in row-major order (not sorted).
-    fn nth(&self, xs: &[f64], ys: &[f64], r: u64) -> f64 {
-        let row = self.prefix.partition_point(|&p| p <= r) - 1;
-        let j = self.starts[row] + (r - self.prefix[row]) as usize;
-        xs[row] - ys[j]
+    /// `size` candidates drawn uniformly with replacement (unsorted). The
+    /// random ranks are sorted first so rows are found by one forward walk
+    /// over the prefix sums instead of a cache-missing search per draw.
+    fn sample(&self, xs: &[f64], ys: &[f64], size: usize, rng_state: &mut u64) -> Vec<f64> {
+        let total = self.total();
+        let mut ranks: Vec<u64> = (0..size).map(|_| splitmix64(rng_state) % total).collect();
+        ranks.sort_unstable();
+        let mut row = 0;
+        ranks
+            .iter()
+            .map(|&r| {
+                while self.prefix[row + 1] <= r {
+                    row += 1;
+                }
+                xs[row] - ys[self.starts[row] + (r - self.prefix[row]) as usize]
+            })
+            .collect()
     }
 
     /// All candidates, unsorted.
