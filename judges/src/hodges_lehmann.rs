@@ -47,7 +47,7 @@
 //! bisection over the *ordered bit patterns* of f64 finishes in at most 64
 //! passes. Either way the result is exactly the `k`-th computed difference,
 //! bit for bit; pivots only affect speed. Cost O((n+m)·rounds) per order
-//! statistic; timings in `docs/benchmarks/mann_whitney.md`.
+//! statistic; timings in `docs/benchmarks.md`.
 //!
 //! # Edge cases
 //!

@@ -255,8 +255,9 @@ fn judge_verdict(
     for metric in &analysis.metrics {
         if metric.config.kind != MetricKind::Gauge {
             return Err(format!(
-                "metric {:?} is a {:?} metric; `verdict judge` takes points, so only gauge metrics",
-                metric.config.name, metric.config.kind
+                "metric {:?} is a {} metric; `verdict judge` takes points, so only gauge metrics",
+                metric.config.name,
+                metric.config.kind.as_str()
             ));
         }
         let arm = |v: Option<&Vec<Num>>| {

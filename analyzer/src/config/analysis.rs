@@ -152,7 +152,28 @@ pub enum JudgeKind {
     Sequential,
 }
 
+impl JudgeKind {
+    /// The name as written in configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JudgeKind::MannWhitney => "mann-whitney",
+            JudgeKind::Welch => "welch",
+            JudgeKind::Proportion => "proportion",
+            JudgeKind::Sequential => "sequential",
+        }
+    }
+}
+
 impl MetricKind {
+    /// The name as written in configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Counter => "counter",
+            MetricKind::Histogram => "histogram",
+        }
+    }
+
     /// The judge used when a metric does not name one.
     pub fn default_judge(self) -> JudgeKind {
         match self {
@@ -358,7 +379,11 @@ impl AnalysisConfig {
             if !m.kind.allows(judge) {
                 err!(
                     format!("{at}.judge"),
-                    format!("judge {judge:?} cannot judge a {:?} metric", m.kind),
+                    format!(
+                        "judge {} cannot judge a {} metric",
+                        judge.as_str(),
+                        m.kind.as_str()
+                    ),
                 );
             }
             if !(m.margin.is_finite() && m.margin >= 0.0) {
@@ -407,7 +432,7 @@ impl AnalysisConfig {
                     (kind, ArmQueries::Counter { .. }) => {
                         errors.push(FieldError {
                             path: format!("{at}.{arm}"),
-                            message: format!("a {kind:?} metric takes one query string"),
+                            message: format!("a {} metric takes one query string", kind.as_str()),
                         });
                         None
                     }

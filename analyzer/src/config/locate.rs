@@ -34,6 +34,15 @@ fn indent(line: &str) -> usize {
     line.len() - line.trim_start().len()
 }
 
+/// Column of the first key on a line, looking past a list dash.
+fn key_col(line: &str) -> usize {
+    let t = line.trim_start();
+    match t.strip_prefix("- ") {
+        Some(rest) => line.len() - rest.trim_start().len(),
+        None => indent(line),
+    }
+}
+
 fn is_content(line: &str) -> bool {
     let t = line.trim_start();
     !t.is_empty() && !t.starts_with('#')
@@ -57,7 +66,7 @@ pub fn yaml_line(text: &str, path: &str) -> Option<usize> {
         match seg {
             Segment::Key(key) => {
                 for (i, line) in lines.iter().enumerate().take(to).skip(from) {
-                    if !is_content(line) || (indent(line) as isize) <= parent_indent {
+                    if !is_content(line) || (key_col(line) as isize) <= parent_indent {
                         continue;
                     }
                     // A key may follow a list dash: "- name: x".

@@ -328,7 +328,13 @@ fn parse<T: for<'de> Deserialize<'de>>(
                 let line = inner.location().map(|l| l.line());
                 let field = if field == "." { String::new() } else { field };
                 let line = line.or_else(|| locate::yaml_line(text, &field));
-                ConfigError::one(path, line, &field, strip_location(&inner.to_string()))
+                // serde_yaml prefixes the path itself; it is reported separately.
+                let message = strip_location(&inner.to_string());
+                let message = message
+                    .strip_prefix(&format!("{field}: "))
+                    .unwrap_or(&message)
+                    .to_string();
+                ConfigError::one(path, line, &field, message)
             })
         }
         Format::Toml => {

@@ -136,7 +136,8 @@ pub async fn fetch_arm(
             Ok(Some(ArmData::Buckets { le, counts }))
         }
         (kind, _) => Err(FetchError::Shape(format!(
-            "queries do not fit a {kind:?} metric (validated at load; this is a bug)"
+            "queries do not fit a {} metric (validated at load; this is a bug)",
+            kind.as_str()
         ))),
     }
 }

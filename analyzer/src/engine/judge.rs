@@ -224,7 +224,11 @@ pub fn judge_metric(
         (judge, c, _) => {
             v.classification = Label::Error;
             v.critical = cfg.critical;
-            v.reason = format!("judge {judge:?} cannot judge {} data", kind_name(c));
+            v.reason = format!(
+                "judge {} cannot judge {} data",
+                judge.as_str(),
+                kind_name(c)
+            );
         }
     }
     apply_guardrail(&mut v, metric);
