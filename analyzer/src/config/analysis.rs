@@ -261,6 +261,11 @@ pub struct MetricConfig {
     /// only an excess of canary requests there is a regression.
     #[serde(default)]
     pub slow_above: Option<f64>,
+    /// Kayenta's own settings of a metric converted from a Kayenta canary
+    /// config (NaN strategy, outliers...); they override the fields above
+    /// for the Mann-Whitney judge. Not written in Verdict's format.
+    #[serde(skip)]
+    pub kayenta: Option<verdict_judges::kayenta::config::MetricSettings>,
 }
 
 fn default_direction() -> Direction {

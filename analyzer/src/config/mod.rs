@@ -10,6 +10,7 @@
 
 pub mod analysis;
 pub mod duration;
+pub mod kayenta;
 mod locate;
 pub mod template;
 
@@ -35,6 +36,10 @@ pub struct Settings {
     /// Analysis configs by name.
     #[serde(default)]
     pub analyses: BTreeMap<String, AnalysisConfig>,
+    /// Kayenta canary-config JSON files, each loaded as an analysis named
+    /// after the config (paths relative to this file).
+    #[serde(default)]
+    pub kayenta_configs: Vec<PathBuf>,
 }
 
 fn default_listen() -> String {
@@ -230,6 +235,53 @@ pub fn load_str(
             }
         }
     }
+    let base = path.parent().unwrap_or(Path::new("."));
+    for (i, file) in settings.kayenta_configs.iter().enumerate() {
+        let field = format!("kayenta_configs[{i}]");
+        let full = base.join(file);
+        let loaded = std::fs::read_to_string(&full)
+            .map_err(|e| vec![format!("cannot read {}: {e}", full.display())])
+            .and_then(|text| {
+                verdict_judges::kayenta::config::CanaryConfig::from_json(&text).map_err(|e| {
+                    vec![format!(
+                        "{}: not a Kayenta canary config: {e}",
+                        full.display()
+                    )]
+                })
+            })
+            .and_then(|canary| {
+                let name = canary.name.clone();
+                template::validate_token("Kayenta config name", &name).map_err(|e| vec![e])?;
+                if analyses.contains_key(&name) {
+                    return Err(vec![format!("analysis {name:?} is defined twice")]);
+                }
+                kayenta::analysis_config(&canary)
+                    .and_then(|a| a.validate(&name, ""))
+                    .map(|a| (name, a))
+                    .map_err(|errs| {
+                        errs.into_iter()
+                            .map(|e| {
+                                format!(
+                                    "{}: {}: {}",
+                                    full.display(),
+                                    e.path.trim_start_matches('.'),
+                                    e.message
+                                )
+                            })
+                            .collect()
+                    })
+            });
+        match loaded {
+            Ok((name, analysis)) => {
+                analyses.insert(name, Arc::new(analysis));
+            }
+            Err(messages) => problems.extend(
+                messages
+                    .into_iter()
+                    .map(|m| locate_problem(text, format, &field, m)),
+            ),
+        }
+    }
     if let Err(e) = url_is_http(&settings.prometheus.url) {
         problems.push(locate_problem(text, format, "prometheus.url", e));
     }
@@ -244,7 +296,6 @@ pub fn load_str(
             ),
         ));
     }
-    let base = path.parent().unwrap_or(Path::new("."));
     let mut credentials = Credentials::default();
     if let Some(file) = &settings.prometheus.bearer_token_file {
         match read_secret(base, file) {

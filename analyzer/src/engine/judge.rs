@@ -254,7 +254,7 @@ fn judge_mann_whitney(
     let cfg = &metric.config;
     let es = cfg.effect_size;
     let neutral = EffectSizeSettings::neutral(es.measure);
-    let settings = MetricSettings {
+    let settings = cfg.kayenta.unwrap_or(MetricSettings {
         direction: cfg.direction,
         nan_strategy: NanStrategy::Remove,
         outlier_strategy: OutlierStrategy::Keep,
@@ -269,7 +269,7 @@ fn judge_mann_whitney(
             critical_increase: es.critical_increase.unwrap_or(neutral.critical_increase),
             critical_decrease: es.critical_decrease.unwrap_or(neutral.critical_decrease),
         },
-    };
+    });
     let result = classify(&settings, b, c);
     v.classification = result.label;
     v.critical = result.critical;
