@@ -157,7 +157,9 @@ async fn handle(
         }
         HookType::ConfirmRollout => Ok((StatusCode::OK, "rollout may start").into_response()),
         HookType::PostRollout => {
-            let closed = engine.close(&payload.key(), &payload.phase).await;
+            let closed = engine
+                .close(&analysis, &payload.key(), &payload.phase)
+                .await;
             let text = if closed { "run closed" } else { "no open run" };
             Ok((StatusCode::OK, text).into_response())
         }
