@@ -297,6 +297,10 @@ async fn injection_attempts_are_rejected_before_any_query() {
 async fn payload_shapes_of_flagger_are_accepted() {
     let prom = Scenario::healthy().start();
     let d = Daemon::start(&config(&prom.url), 600.0).await;
+    // F-03: what Flagger's client counts as a pass (status <= 202); the
+    // `hook` helper asserts Verdict never answers 203-299.
+    assert!(flagger_passes(200) && flagger_passes(202));
+    assert!(!flagger_passes(203) && !flagger_passes(204));
     // F-01 with metadata, F-04 without.
     for payload in [PAYLOAD, PAYLOAD_NO_METADATA] {
         let a = hook(&d, "checkout", "rollout", payload).await;
