@@ -118,6 +118,14 @@ impl Telemetry {
             &["result"],
         )
         .expect("metric");
+        // Label values known in advance start at zero, so the series exist
+        // (and `rate()` and alerts work) before the first event.
+        for result in ["success", "failure"] {
+            config_reloads.with_label_values(&[result]);
+        }
+        for kind in ["Normal", "Warning", "other"] {
+            flagger_events.with_label_values(&[kind]);
+        }
         for m in [
             Box::new(looks.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(look_seconds.clone()),
@@ -153,8 +161,11 @@ impl Telemetry {
         self.query_seconds
             .with_label_values(&[metric])
             .observe(elapsed.as_secs_f64());
+        // Created at zero on the first fetch, so an error ratio per metric
+        // is defined before the first error.
+        let errors = self.query_errors.with_label_values(&[metric]);
         if failed {
-            self.query_errors.with_label_values(&[metric]).inc();
+            errors.inc();
         }
     }
 

@@ -19,7 +19,7 @@
 //! (`step`, `background`, `pre-promotion`, `post-promotion`), `weight` and any
 //! other argument become template variables.
 
-use super::{check_var_name, now, parse_weight, ApiError, AppState};
+use super::{check_var_name, parse_weight, ApiError, AppState};
 use crate::config::template::{validate_k8s_name, validate_token};
 use crate::engine::run::{Look, RunKey};
 use crate::engine::{Engine, LookRequest};
@@ -191,7 +191,7 @@ async fn handle(
         key: key.clone(),
         analysis,
         vars,
-        now: now(),
+        now: state.now(),
         weight,
     };
     match tokio::time::timeout(Engine::answer_budget(), engine.look(request)).await {

@@ -15,7 +15,7 @@
 //! A rollout check that cannot be judged fails (fail closed, counted toward
 //! Flagger's threshold); a rollback is only ever requested on evidence.
 
-use super::{check_var_name, now, one_line, parse_weight, ApiError, AppState};
+use super::{check_var_name, one_line, parse_weight, ApiError, AppState};
 use crate::config::template::{validate_k8s_name, validate_token};
 use crate::engine::run::RunKey;
 use crate::engine::{Engine, LookRequest};
@@ -157,7 +157,9 @@ async fn handle(
         }
         HookType::ConfirmRollout => Ok((StatusCode::OK, "rollout may start").into_response()),
         HookType::PostRollout => {
-            let closed = engine.close(&payload.key(), &payload.phase).await;
+            let closed = engine
+                .close(&analysis, &payload.key(), &payload.phase)
+                .await;
             let text = if closed { "run closed" } else { "no open run" };
             Ok((StatusCode::OK, text).into_response())
         }
@@ -169,7 +171,7 @@ async fn handle(
                 key: payload.key(),
                 analysis,
                 vars,
-                now: now(),
+                now: state.now(),
                 weight,
             };
             Ok(look_and_answer(engine, hook_type, request).await)

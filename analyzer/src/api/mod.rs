@@ -25,11 +25,49 @@ use std::time::Instant;
 /// Largest request body accepted (webhook payloads are a few hundred bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Where the handlers read the time of a look from (unix seconds).
+///
+/// Serving uses the wall clock ([`wall_clock`]). Serving recorded data as
+/// if it were live needs another: a replay of a past rollout runs on a
+/// replay clock, and the integration tests pin the clock to the time of the
+/// data they backfilled (promtool only backfills the past). The clock is the
+/// only source of "now" in the handlers; the engine takes it from the
+/// request ([`crate::engine::LookRequest::now`]).
+pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
+
+/// The wall clock, in unix seconds.
+pub fn wall_clock() -> Clock {
+    Arc::new(now)
+}
+
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub source: Arc<dyn SeriesSource>,
+    /// The time of each look; [`wall_clock`] when serving.
+    pub clock: Clock,
+}
+
+impl AppState {
+    /// State for serving: looks are taken at wall-clock time.
+    pub fn new(engine: Arc<Engine>, source: Arc<dyn SeriesSource>) -> Self {
+        AppState {
+            engine,
+            source,
+            clock: wall_clock(),
+        }
+    }
+
+    /// The same state with another clock (replay, tests).
+    pub fn with_clock(self, clock: Clock) -> Self {
+        AppState { clock, ..self }
+    }
+
+    /// The time of a look taken now, by this state's clock.
+    pub fn now(&self) -> f64 {
+        (self.clock)()
+    }
 }
 
 /// The whole API.

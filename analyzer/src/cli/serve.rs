@@ -79,10 +79,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         source.clone(),
         telemetry,
     ));
-    let app = api::router(AppState {
-        engine: engine.clone(),
-        source,
-    });
+    let app = api::router(AppState::new(engine.clone(), source));
     let listener = tokio::net::TcpListener::bind(&config.settings.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.settings.listen))?;

@@ -53,11 +53,17 @@ pub enum EngineError {
 /// The analyses in force; swapped whole on reload.
 pub type Analyses = BTreeMap<String, Arc<Analysis>>;
 
+/// A run is one rollout judged by one analysis: a controller may send the
+/// same rollout to several analyses (Flagger runs every `rollout` hook of a
+/// canary in one tick, with the same payload), and each keeps its own looks,
+/// dedup window and sequential state.
+type RunSlot = (String, RunKey);
+
 /// Runs, looks and judging over one series source.
 pub struct Engine {
     analyses: RwLock<Arc<Analyses>>,
     source: Arc<dyn SeriesSource>,
-    runs: Mutex<HashMap<RunKey, Arc<tokio::sync::Mutex<Run>>>>,
+    runs: Mutex<HashMap<RunSlot, Arc<tokio::sync::Mutex<Run>>>>,
     telemetry: Arc<Telemetry>,
 }
 
@@ -115,19 +121,22 @@ impl Engine {
         Ok(())
     }
 
-    /// A snapshot of a run, if it exists.
-    pub async fn run(&self, key: &RunKey) -> Option<Run> {
-        let run = self.runs.lock().expect("runs lock").get(key).cloned()?;
+    /// A snapshot of the run of `key` under `analysis`, if it exists.
+    pub async fn run(&self, analysis: &str, key: &RunKey) -> Option<Run> {
+        let slot = (analysis.to_string(), key.clone());
+        let run = self.runs.lock().expect("runs lock").get(&slot).cloned()?;
         let run = run.lock().await;
         Some(run.clone())
     }
 
     /// Marks a run finished (Flagger post-rollout); later looks start afresh.
-    pub async fn close(&self, key: &RunKey, outcome: &str) -> bool {
-        let run = self.runs.lock().expect("runs lock").remove(key);
+    pub async fn close(&self, analysis: &str, key: &RunKey, outcome: &str) -> bool {
+        let slot = (analysis.to_string(), key.clone());
+        let run = self.runs.lock().expect("runs lock").remove(&slot);
         match run {
             Some(run) => {
                 run.lock().await.closed = Some(outcome.to_string());
+                self.telemetry.forget_run(analysis, &key.to_string());
                 true
             }
             None => false,
@@ -142,7 +151,7 @@ impl Engine {
         let cfg = &analysis.config;
         let run = {
             let mut runs = self.runs.lock().expect("runs lock");
-            runs.entry(req.key.clone())
+            runs.entry((req.analysis.clone(), req.key.clone()))
                 .or_insert_with(|| {
                     Arc::new(tokio::sync::Mutex::new(Run::new(
                         req.key.clone(),

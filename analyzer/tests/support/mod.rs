@@ -1,4 +1,6 @@
 //! Harnesses shared by the integration tests. Each test file that needs one
 //! declares `mod support;` and uses the submodule it needs.
 
+pub mod daemon;
 pub mod prometheus;
+pub mod scenario;

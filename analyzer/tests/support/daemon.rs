@@ -1,0 +1,181 @@
+//! Verdict itself, in-process, for end-to-end tests of the HTTP API.
+//!
+//! [`Daemon::start`] does what `verdict serve` does (load the config from
+//! YAML text, build the Prometheus source, the engine and the router) and
+//! serves it on a free loopback port chosen at run time, in a task of the
+//! test's runtime. Each test starts its own daemon, so tests run in
+//! parallel without sharing runs, telemetry or ports.
+//!
+//! The clock: test data lives in the past (promtool only backfills data
+//! older than the head block, see [`super::prometheus::base_time`]), so the
+//! daemon's clock ([`verdict::api::Clock`]) is pinned to a time the test
+//! chooses, in seconds after `base_time()`, and moved with [`Daemon::at`].
+//! Everything else is the production code path.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use super::prometheus::base_time;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use verdict::api::{self, AppState};
+use verdict::engine::Engine;
+use verdict::telemetry::Telemetry;
+
+/// A running Verdict. Stopped on drop.
+pub struct Daemon {
+    /// Base URL, e.g. `http://127.0.0.1:41235`.
+    pub url: String,
+    pub engine: Arc<Engine>,
+    /// The clock, as `f64` bits of unix seconds.
+    clock: Arc<AtomicU64>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    client: reqwest::Client,
+}
+
+/// A response: status and body text.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {} {}", self.status, self.body))
+    }
+}
+
+impl Daemon {
+    /// Starts Verdict on `config_yaml` (a whole config file) with its clock
+    /// at `base_time() + at` seconds. Panics if the config is refused.
+    pub async fn start(config_yaml: &str, at: f64) -> Daemon {
+        let config = verdict::config::load_str(
+            std::path::Path::new("verdict-test.yaml"),
+            config_yaml,
+            std::iter::empty(),
+        )
+        .unwrap_or_else(|e| panic!("test config refused:\n{e}\n--- config ---\n{config_yaml}"));
+        let source = verdict::cli::serve::prometheus_source(&config).expect("Prometheus source");
+        let engine = Arc::new(Engine::new(
+            config.analyses.clone(),
+            source.clone(),
+            Arc::new(Telemetry::new()),
+        ));
+        let clock = Arc::new(AtomicU64::new((base_time() as f64 + at).to_bits()));
+        let reading = clock.clone();
+        let state = AppState::new(engine.clone(), source).with_clock(Arc::new(move || {
+            f64::from_bits(reading.load(Ordering::SeqCst))
+        }));
+        let app = api::router(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serve");
+        });
+        Daemon {
+            url: format!("http://{addr}"),
+            engine,
+            clock,
+            shutdown: Some(tx),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("HTTP client"),
+        }
+    }
+
+    /// Sets the clock to `base_time() + at` seconds.
+    pub fn at(&self, at: f64) {
+        self.clock
+            .store((base_time() as f64 + at).to_bits(), Ordering::SeqCst);
+    }
+
+    /// Stops serving (in-flight requests finish).
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        answer(r).await
+    }
+
+    /// POST with `Content-Type: application/json`, as Flagger and Argo's
+    /// `jsonBody` send.
+    pub async fn post_json(&self, path: &str, body: impl Into<Vec<u8>>) -> Answer {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body.into())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        answer(r).await
+    }
+
+    /// The `/metrics` exposition.
+    pub async fn metrics(&self) -> String {
+        let a = self.get("/metrics").await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.body
+    }
+
+    /// Sum of every sample of `name` whose labels contain all of `labels`
+    /// (`key="value"` pairs), from `/metrics`; 0 when there is none.
+    pub async fn metric_sum(&self, name: &str, labels: &[&str]) -> f64 {
+        metric_sum(&self.metrics().await, name, labels)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn answer(r: reqwest::Response) -> Answer {
+    let status = r.status().as_u16();
+    let body = r.text().await.expect("response body");
+    Answer { status, body }
+}
+
+/// Sum of the samples of `name` in exposition `text` whose label set
+/// contains every one of `labels` (each `key="value"`).
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, label_text) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if metric != name {
+                return None;
+            }
+            let pairs: Vec<&str> = label_text.split(',').collect();
+            labels
+                .iter()
+                .all(|want| pairs.contains(want))
+                .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
