@@ -200,22 +200,66 @@ mod tests {
         assert_eq!(expand("x ${unclosed", "canary"), "x ${unclosed");
     }
 
+    fn convert(file: &str) -> Result<AnalysisConfig, Vec<FieldError>> {
+        let path = format!("{}/../fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+        let config = CanaryConfig::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        analysis_config(&config)
+    }
+
+    fn only_error(result: Result<AnalysisConfig, Vec<FieldError>>) -> FieldError {
+        let errors = result.expect_err("refused");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors.into_iter().next().unwrap()
+    }
+
     #[test]
-    fn the_shipped_kayenta_configs_convert() {
-        for file in ["checkout-golden-signals.json", "api-gateway-legacy.json"] {
-            let path = format!("{}/../fixtures/kayenta/{file}", env!("CARGO_MANIFEST_DIR"));
-            let config = CanaryConfig::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            match analysis_config(&config) {
-                Ok(a) => {
-                    let analysis = a.validate(&config.name, "").expect("valid analysis");
-                    assert_eq!(analysis.metrics.len(), config.metrics.len());
-                }
-                // The legacy example has an Atlas query: refused with its reason.
-                Err(errors) => assert!(
-                    errors.iter().any(|e| e.message.contains("not supported")),
-                    "{file}: {errors:?}"
-                ),
-            }
-        }
+    fn kayenta_queries_that_cannot_be_judged_per_arm_are_refused_with_the_reason() {
+        // Kayenta judges each pod of a groupByFields query separately; Verdict
+        // wants one series per arm.
+        let e = only_error(convert("kayenta/checkout-golden-signals.json"));
+        assert_eq!(e.path, "metrics[2].query");
+        assert!(e.message.contains("groupByFields"), "{e:?}");
+        let errors = convert("kayenta/api-gateway-legacy.json").expect_err("refused");
+        assert!(
+            errors[0].message.contains("\"atlas\" is not supported"),
+            "{errors:?}"
+        );
+        // A metricName without a scope filter selects the same series twice.
+        let e = only_error(convert("judge/checkout-canary-config.json"));
+        assert_eq!(e.path, "metrics[2].query");
+        assert!(e.message.contains("${scope}"), "{e:?}");
+    }
+
+    #[test]
+    fn a_kayenta_config_becomes_a_valid_analysis() {
+        let mut config = CanaryConfig::from_json(
+            &std::fs::read_to_string(format!(
+                "{}/../fixtures/judge/checkout-canary-config.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        config.metrics.truncate(2);
+        let analysis = analysis_config(&config)
+            .unwrap()
+            .validate(&config.name, "")
+            .expect("valid analysis");
+        assert_eq!(analysis.metrics.len(), 2);
+        let latency = &analysis.metrics[0];
+        assert!(latency.config.critical);
+        assert_eq!(latency.config.group, "latency");
+        let canary = &latency.canary.templates()[0];
+        assert!(
+            canary.source().contains("app=\"{{canary_scope}}\""),
+            "{}",
+            canary.source()
+        );
+        assert_eq!(analysis.config.groups["latency"], 50.0);
+        let errors = &analysis.metrics[1].config.kayenta.unwrap();
+        assert_eq!(
+            errors.nan_strategy,
+            verdict_judges::kayenta::config::NanStrategy::Replace
+        );
     }
 }
