@@ -48,7 +48,7 @@ pub struct ArgoAnswer {
     pub look: usize,
     pub window: crate::engine::run::LookWindow,
     /// What the canary was compared against.
-    pub baseline: &'static str,
+    pub baseline: String,
     pub metrics: Vec<crate::engine::judge::MetricVerdict>,
 }
 
@@ -61,7 +61,7 @@ impl ArgoAnswer {
             run: key.to_string(),
             look: look.number,
             window: look.window,
-            baseline: "baseline arm of the analysis config, same window",
+            baseline: look.baseline.clone(),
             metrics: look.metrics.clone(),
         }
     }

@@ -54,6 +54,9 @@ pub struct AnalysisConfig {
     /// (Flagger retries; several replicas of a controller).
     #[serde(default = "default_dedup")]
     pub dedup_window: PromDuration,
+    /// Which window the baseline queries cover.
+    #[serde(default)]
+    pub baseline_window: BaselineWindow,
     /// Family-wise error rate of the run's statistical tests; split across
     /// metrics (Bonferroni) so ten metrics do not mean ten chances to abort falsely.
     #[serde(default = "default_alpha")]
@@ -71,6 +74,33 @@ fn default_dedup() -> PromDuration {
 }
 fn default_alpha() -> f64 {
     0.05
+}
+
+/// The window of the baseline arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaselineWindow {
+    /// The same window as the canary: a baseline deployment (or the primary)
+    /// serving at the same time. The default, and the stronger evidence.
+    #[default]
+    Same,
+    /// A window as long as the canary's, ending when the run began: the
+    /// primary's own traffic before the rollout, for setups without a
+    /// concurrent baseline (e.g. blue-green pre-promotion). Weaker evidence:
+    /// time-of-day and load changes are confounded with the change.
+    BeforeRollout,
+}
+
+impl BaselineWindow {
+    /// What the canary is compared against, in words (for answers and logs).
+    pub fn describe(self) -> &'static str {
+        match self {
+            BaselineWindow::Same => "baseline arm of the analysis config, same window",
+            BaselineWindow::BeforeRollout => {
+                "baseline arm over an equally long window before the run began"
+            }
+        }
+    }
 }
 
 /// Score thresholds, in Kayenta's 0-100 scale.

@@ -183,6 +183,7 @@ pub fn analysis_config(config: &CanaryConfig) -> Result<AnalysisConfig, Vec<Fiel
         lookback: PromDuration::from_secs(60),
         step: PromDuration::from_secs(60),
         dedup_window: PromDuration::from_secs(5),
+        baseline_window: Default::default(),
         alpha: 0.05,
     })
 }

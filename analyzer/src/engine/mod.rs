@@ -12,7 +12,7 @@ pub mod judge;
 pub mod run;
 pub mod sequential;
 
-use crate::config::analysis::Analysis;
+use crate::config::analysis::{Analysis, BaselineWindow};
 use crate::config::template::TemplateError;
 use crate::source::{SeriesSource, Window};
 use crate::telemetry::Telemetry;
@@ -59,11 +59,26 @@ pub type Analyses = BTreeMap<String, Arc<Analysis>>;
 /// dedup window and sequential state.
 type RunSlot = (String, RunKey);
 
+/// A run with the time of its latest delivery (for eviction).
+struct RunEntry {
+    run: Arc<tokio::sync::Mutex<Run>>,
+    last_seen: f64,
+}
+
+/// Runs nobody asked about for this long are forgotten: a rollout that
+/// neither finished (post-rollout) nor looked for a day is abandoned, and
+/// keeping it would grow memory without bound.
+pub const RUN_IDLE_EVICTION_SECONDS: f64 = 24.0 * 3600.0;
+
+/// Looks kept per run; older looks are dropped from memory (their number
+/// stays, so look numbers keep counting).
+pub const MAX_LOOKS_PER_RUN: usize = 500;
+
 /// Runs, looks and judging over one series source.
 pub struct Engine {
     analyses: RwLock<Arc<Analyses>>,
     source: Arc<dyn SeriesSource>,
-    runs: Mutex<HashMap<RunSlot, Arc<tokio::sync::Mutex<Run>>>>,
+    runs: Mutex<HashMap<RunSlot, RunEntry>>,
     telemetry: Arc<Telemetry>,
 }
 
@@ -124,7 +139,12 @@ impl Engine {
     /// A snapshot of the run of `key` under `analysis`, if it exists.
     pub async fn run(&self, analysis: &str, key: &RunKey) -> Option<Run> {
         let slot = (analysis.to_string(), key.clone());
-        let run = self.runs.lock().expect("runs lock").get(&slot).cloned()?;
+        let run = self
+            .runs
+            .lock()
+            .expect("runs lock")
+            .get(&slot)
+            .map(|e| e.run.clone())?;
         let run = run.lock().await;
         Some(run.clone())
     }
@@ -133,7 +153,7 @@ impl Engine {
     pub async fn close(&self, analysis: &str, key: &RunKey, outcome: &str) -> bool {
         let slot = (analysis.to_string(), key.clone());
         let run = self.runs.lock().expect("runs lock").remove(&slot);
-        match run {
+        match run.map(|e| e.run) {
             Some(run) => {
                 run.lock().await.closed = Some(outcome.to_string());
                 self.telemetry.forget_run(analysis, &key.to_string());
@@ -141,6 +161,24 @@ impl Engine {
             }
             None => false,
         }
+    }
+
+    /// Forgets runs idle for longer than [`RUN_IDLE_EVICTION_SECONDS`]; runs
+    /// only on the creation of a new run, so a steady set of runs costs nothing.
+    fn evict_idle(&self, runs: &mut HashMap<RunSlot, RunEntry>, now: f64) {
+        runs.retain(|(analysis, key), entry| {
+            let keep = now - entry.last_seen < RUN_IDLE_EVICTION_SECONDS;
+            if !keep {
+                tracing::info!(run = %key, analysis = %analysis, "forgetting idle run");
+                self.telemetry.forget_run(analysis, &key.to_string());
+            }
+            keep
+        });
+    }
+
+    /// Number of runs in memory.
+    pub fn open_runs(&self) -> usize {
+        self.runs.lock().expect("runs lock").len()
     }
 
     /// Takes a look, or returns the run's last look when this delivery is a
@@ -151,17 +189,22 @@ impl Engine {
         let cfg = &analysis.config;
         let run = {
             let mut runs = self.runs.lock().expect("runs lock");
-            runs.entry((req.analysis.clone(), req.key.clone()))
-                .or_insert_with(|| {
-                    Arc::new(tokio::sync::Mutex::new(Run::new(
-                        req.key.clone(),
-                        &req.analysis,
-                        req.now,
-                        cfg.lookback.as_secs_f64(),
-                        req.vars.clone(),
-                    )))
-                })
-                .clone()
+            let slot = (req.analysis.clone(), req.key.clone());
+            if !runs.contains_key(&slot) {
+                self.evict_idle(&mut runs, req.now);
+            }
+            let entry = runs.entry(slot).or_insert_with(|| RunEntry {
+                run: Arc::new(tokio::sync::Mutex::new(Run::new(
+                    req.key.clone(),
+                    &req.analysis,
+                    req.now,
+                    cfg.lookback.as_secs_f64(),
+                    req.vars.clone(),
+                ))),
+                last_seen: req.now,
+            });
+            entry.last_seen = entry.last_seen.max(req.now);
+            entry.run.clone()
         };
         // One look at a time per run: concurrent duplicates wait here and
         // then see the look the first one took.
@@ -178,17 +221,34 @@ impl Engine {
             end: req.now,
             step: cfg.step.0,
         };
+        let baseline_window = match cfg.baseline_window {
+            BaselineWindow::Same => window,
+            // The primary before any traffic moved: a window as long as the
+            // canary's, ending where the run began.
+            BaselineWindow::BeforeRollout => Window {
+                start: run.window_start - (req.now - run.window_start),
+                end: run.window_start,
+                step: cfg.step.0,
+            },
+        };
         let mut tasks = Vec::new();
         for metric in &analysis.metrics {
             let source = self.source.clone();
             let vars = &req.vars;
             let window = &window;
+            let baseline_window = &baseline_window;
             let telemetry = &self.telemetry;
             tasks.push(async move {
                 let t = Instant::now();
                 let (canary, baseline) = futures_util::join!(
                     fetch_arm(source.as_ref(), metric, &metric.canary, vars, window),
-                    fetch_arm(source.as_ref(), metric, &metric.baseline, vars, window)
+                    fetch_arm(
+                        source.as_ref(),
+                        metric,
+                        &metric.baseline,
+                        vars,
+                        baseline_window
+                    )
                 );
                 telemetry.observe_query(
                     &metric.config.name,
@@ -226,13 +286,14 @@ impl Engine {
             .judge_seconds
             .observe(judge_started.elapsed().as_secs_f64());
         let look = Look {
-            number: run.looks.len() + 1,
+            number: run.last_look().map_or(1, |l| l.number + 1),
             time: req.now,
             window: LookWindow {
                 start: window.start,
                 end: window.end,
                 step_seconds: cfg.step.as_secs_f64(),
             },
+            baseline: cfg.baseline_window.describe().to_string(),
             weight: req.weight,
             metrics: verdicts,
             decision,
@@ -253,6 +314,10 @@ impl Engine {
             "decision"
         );
         run.looks.push(look.clone());
+        if run.looks.len() > MAX_LOOKS_PER_RUN {
+            let excess = run.looks.len() - MAX_LOOKS_PER_RUN;
+            run.looks.drain(..excess);
+        }
         Ok(Arc::new(look))
     }
 
@@ -261,3 +326,6 @@ impl Engine {
         Duration::from_secs(8)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -60,6 +60,8 @@ pub struct Look {
     /// When the look was taken (unix seconds).
     pub time: f64,
     pub window: LookWindow,
+    /// What the canary was compared against (X-03: say which baseline).
+    pub baseline: String,
     /// Canary traffic weight when known (percent).
     pub weight: Option<f64>,
     pub metrics: Vec<MetricVerdict>,

@@ -7,6 +7,7 @@
 //! serve agree: only the origin of the series differs.
 
 pub mod increments;
+pub mod memory;
 pub mod prometheus;
 
 use std::collections::BTreeMap;

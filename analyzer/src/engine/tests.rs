@@ -1,0 +1,119 @@
+//! Engine behaviour on exact in-memory data: eviction, bounded history,
+//! the before-rollout baseline window.
+
+use super::*;
+use crate::config::load_str;
+use crate::source::memory::MemorySource;
+use crate::source::{Sample, Series};
+use std::path::Path;
+
+const CONFIG: &str = r#"
+analyses:
+  web:
+    lookback: 1m
+    step: 15s
+    dedup_window: 5s
+    min_data: {points: 3}
+    BASELINE_WINDOW
+    metrics:
+      - name: latency
+        kind: gauge
+        canary: 'latency{app="{{name}}-canary"}'
+        baseline: 'latency{app="{{name}}-primary"}'
+"#;
+
+fn series(from: f64, to: f64, value: impl Fn(f64) -> f64) -> Vec<Series> {
+    let mut samples = Vec::new();
+    let mut t = from;
+    while t <= to {
+        samples.push(Sample {
+            timestamp: t,
+            value: value(t),
+        });
+        t += 15.0;
+    }
+    vec![Series {
+        labels: Default::default(),
+        samples,
+    }]
+}
+
+fn engine(baseline_window: &str, source: MemorySource) -> Engine {
+    let text = CONFIG.replace("BASELINE_WINDOW", baseline_window);
+    let config = load_str(Path::new("t.yaml"), &text, Vec::new()).unwrap();
+    Engine::new(
+        config.analyses,
+        Arc::new(source),
+        Arc::new(Telemetry::new()),
+    )
+}
+
+fn request(name: &str, now: f64) -> LookRequest {
+    LookRequest {
+        key: RunKey::Replay { name: name.into() },
+        analysis: "web".into(),
+        vars: [("name".to_string(), "app".to_string())]
+            .into_iter()
+            .collect(),
+        now,
+        weight: None,
+    }
+}
+
+fn wavy(t: f64) -> f64 {
+    0.1 + 0.01 * (t / 15.0).sin()
+}
+
+#[tokio::test]
+async fn idle_runs_are_forgotten_when_a_new_run_starts() {
+    let e = engine("", MemorySource::new());
+    e.look(request("a", 1000.0)).await.unwrap();
+    e.look(request("b", 2000.0)).await.unwrap();
+    assert_eq!(e.open_runs(), 2);
+    e.look(request("c", 1000.0 + RUN_IDLE_EVICTION_SECONDS + 1.0))
+        .await
+        .unwrap();
+    // "a" was idle for longer than the limit; "b" is just under it.
+    assert_eq!(e.open_runs(), 2);
+    assert!(e
+        .run("web", &RunKey::Replay { name: "a".into() })
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn look_history_is_bounded_but_numbers_keep_counting() {
+    let mut source = MemorySource::new();
+    source.insert(r#"latency{app="app-canary"}"#, series(0.0, 1e5, wavy));
+    source.insert(r#"latency{app="app-primary"}"#, series(0.0, 1e5, wavy));
+    let e = engine("", source);
+    let n = MAX_LOOKS_PER_RUN + 5;
+    let mut last = None;
+    for i in 0..n {
+        last = Some(e.look(request("a", 100.0 + 10.0 * i as f64)).await.unwrap());
+    }
+    assert_eq!(last.unwrap().number, n);
+    let run = e
+        .run("web", &RunKey::Replay { name: "a".into() })
+        .await
+        .unwrap();
+    assert_eq!(run.looks.len(), MAX_LOOKS_PER_RUN);
+    assert_eq!(run.looks[0].number, 6);
+}
+
+#[tokio::test]
+async fn before_rollout_baseline_reads_the_primary_before_the_run() {
+    // The primary only has data before t = 1240 (then it was scaled down).
+    let mut source = MemorySource::new();
+    source.insert(r#"latency{app="app-canary"}"#, series(1240.0, 2000.0, wavy));
+    source.insert(r#"latency{app="app-primary"}"#, series(0.0, 1239.0, wavy));
+    let same = engine("", source.clone());
+    let look = same.look(request("a", 1300.0)).await.unwrap();
+    assert_eq!(look.metrics[0].classification.verdict_name(), "nodata");
+    let before = engine("baseline_window: before-rollout", source);
+    // Run starts at 1300 − 60 (lookback); the canary window [1240, 1300] is
+    // compared with the primary's [1180, 1240].
+    let look = before.look(request("a", 1300.0)).await.unwrap();
+    assert_eq!(look.metrics[0].classification.verdict_name(), "pass");
+    assert!(look.baseline.contains("before the run"));
+}
