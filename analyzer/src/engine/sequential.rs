@@ -13,10 +13,15 @@ use crate::config::analysis::{Direction, Metric};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use verdict_judges::kayenta::classifier::Label;
-use verdict_judges::sequential::{BucketLabelConfig, BucketLabelEProcess};
+use verdict_judges::sequential::{
+    BucketLabelConfig, BucketLabelEProcess, SampleRatioMismatch, SrmConfig,
+};
 
 /// Prior concentration of the per-bucket canary share (the reference value).
 const KAPPA: f64 = 200.0;
+
+/// Dirichlet concentration of the traffic-split check (the reference value).
+const SRM_CONCENTRATION: f64 = 100.0;
 
 /// One metric's sequential state within a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,6 +31,22 @@ pub struct SequentialState {
     last_baseline: Vec<u64>,
     rho0: f64,
     weight: Option<f64>,
+    /// Traffic-split check against the configured weight, when one is known.
+    srm: Option<SampleRatioMismatch>,
+}
+
+/// A split check for `weight` percent of traffic to the canary.
+fn split_check(weight: Option<f64>, alpha: f64) -> Option<SampleRatioMismatch> {
+    let w = weight? / 100.0;
+    if !(w > 0.0 && w < 1.0) {
+        return None;
+    }
+    SampleRatioMismatch::new(SrmConfig {
+        theta0: vec![w, 1.0 - w],
+        concentration: SRM_CONCENTRATION,
+        alpha,
+    })
+    .ok()
 }
 
 /// Buckets of an arm: `[errors, rest]` for counters, per-`le` counts for histograms.
@@ -123,6 +144,7 @@ pub fn judge_sequential(
                     last_baseline: vec![0; c.len()],
                     rho0,
                     weight: ctx.weight,
+                    srm: split_check(ctx.weight, ctx.alpha_per_metric),
                 })
             }
             Err(e) => {
@@ -143,6 +165,7 @@ pub fn judge_sequential(
         }
         s.rho0 = rho0;
         s.weight = ctx.weight;
+        s.srm = split_check(ctx.weight, ctx.alpha_per_metric);
     }
     let inc = |now: &[u64], last: &[u64]| -> Vec<u64> {
         now.iter()
@@ -160,6 +183,10 @@ pub fn judge_sequential(
             return;
         }
     };
+    let split = s
+        .srm
+        .as_mut()
+        .and_then(|srm| srm.observe(&[ci.iter().sum(), bi.iter().sum()]).ok());
     s.last_canary = c
         .iter()
         .zip(&s.last_canary)
@@ -204,7 +231,36 @@ pub fn judge_sequential(
     } else {
         v.classification = Label::Pass;
     }
+    // A broken traffic split (the canary gets far more or fewer requests than
+    // its weight: crashing pods, a misrouted mesh) blocks promotion whatever
+    // the outcome comparison says; a shown harm still aborts.
+    if let Some(split) = split.as_ref().filter(|l| l.mismatch) {
+        let observed = split
+            .observed_share
+            .as_ref()
+            .map(|o| 100.0 * o[0])
+            .unwrap_or(f64::NAN);
+        let text = format!(
+            "traffic split mismatch: the canary received {observed:.2}% of requests, \
+             its weight is {:.2}% (anytime-valid p = {:.2e})",
+            100.0 * split.expected_share[0],
+            split.always_valid_p
+        );
+        if v.classification == Label::Pass {
+            v.classification = Label::Error;
+            v.critical = cfg.critical;
+            v.reason = text;
+        } else {
+            v.reason = format!("{}; {text}", v.reason);
+        }
+    }
     v.statistics = json!({
+        "traffic_split": split.as_ref().map(|l| json!({
+            "expected_canary_share": l.expected_share[0],
+            "observed_canary_share": l.observed_share.as_ref().map(|o| o[0]),
+            "always_valid_p": crate::json::number(l.always_valid_p),
+            "mismatch": l.mismatch,
+        })),
         "test": "bucket-label-e-process",
         "e_value": crate::json::number(look.e_value),
         "log_e_total": crate::json::number(look.log_e_total),

@@ -117,3 +117,59 @@ async fn before_rollout_baseline_reads_the_primary_before_the_run() {
     assert_eq!(look.metrics[0].classification.verdict_name(), "pass");
     assert!(look.baseline.contains("before the run"));
 }
+
+const COUNTER_CONFIG: &str = r#"
+analyses:
+  web:
+    lookback: 1m
+    step: 15s
+    min_data: {requests: 100}
+    metrics:
+      - name: errors
+        kind: counter
+        judge: sequential
+        canary: {errors: 'err{arm="canary"}', total: 'req{arm="canary"}'}
+        baseline: {errors: 'err{arm="primary"}', total: 'req{arm="primary"}'}
+"#;
+
+/// Cumulative counters: `rate` per second, from t = 0.
+fn counter(rate: f64) -> Vec<Series> {
+    series(0.0, 1e4, move |t| (rate * t).floor())
+}
+
+#[tokio::test]
+async fn a_broken_traffic_split_blocks_promotion() {
+    // Equal traffic to both arms, 1 % errors each.
+    let mut source = MemorySource::new();
+    source.insert(r#"err{arm="canary"}"#, counter(0.5));
+    source.insert(r#"req{arm="canary"}"#, counter(50.0));
+    source.insert(r#"err{arm="primary"}"#, counter(0.5));
+    source.insert(r#"req{arm="primary"}"#, counter(50.0));
+    let config = load_str(Path::new("t.yaml"), COUNTER_CONFIG, Vec::new()).unwrap();
+    let e = Engine::new(
+        config.analyses,
+        Arc::new(source),
+        Arc::new(Telemetry::new()),
+    );
+    let at = |name: &str, now: f64, weight: f64| LookRequest {
+        weight: Some(weight),
+        ..request(name, now)
+    };
+    // The weight says 50 %: consistent, healthy.
+    let look = e.look(at("ok", 600.0, 50.0)).await.unwrap();
+    assert_eq!(
+        look.metrics[0].classification.verdict_name(),
+        "pass",
+        "{:?}",
+        look.metrics[0]
+    );
+    // The weight says 5 % but the canary gets half the requests.
+    let look = e.look(at("split", 600.0, 5.0)).await.unwrap();
+    let m = &look.metrics[0];
+    assert_eq!(m.classification.verdict_name(), "error", "{m:?}");
+    assert!(m.reason.contains("traffic split mismatch"), "{}", m.reason);
+    assert_ne!(
+        look.decision.action,
+        verdict_judges::decision::Action::Promote
+    );
+}
