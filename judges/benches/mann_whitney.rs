@@ -10,17 +10,13 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
 use verdict_judges::hodges_lehmann::{hodges_lehmann, HodgesLehmannConfig};
 use verdict_judges::mann_whitney::{mann_whitney, MannWhitneyConfig};
+use verdict_judges::splitmix64::SplitMix64;
 
 fn splitmix64_sample(seed: u64, n: usize, scale: f64) -> Vec<f64> {
-    let mut state = seed;
+    let mut rng = SplitMix64::new(seed);
     (0..n)
         .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let u = (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+            let u = rng.next_f64();
             20.0 + scale * (u / (1.0 - 0.9 * u))
         })
         .collect()

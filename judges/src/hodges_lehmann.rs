@@ -60,6 +60,7 @@
 //! (1972), *JASA* 67 (the order-statistic interval); R 4.2 `wilcox.test`
 //! (behaviour, cross-checked in `stat_vectors.json`).
 
+use crate::splitmix64::SplitMix64;
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -463,7 +464,7 @@ fn kth_smallest_difference(xs: &[f64], ys: &[f64], k: u64) -> f64 {
     let mut low_rows = vec![ys.len(); xs.len()];
     let mut high_rows = vec![0; xs.len()];
     let mut pivot_rows = vec![0; xs.len()];
-    let mut rng_state = 0x5EED_u64 ^ k;
+    let mut rng = SplitMix64::new(0x5EED_u64 ^ k);
     for _ in 0..MAX_NARROWING_ROUNDS {
         let candidates = count_high - count_low;
         let bracket = CandidateRows::new(&high_rows, &low_rows);
@@ -474,7 +475,7 @@ fn kth_smallest_difference(xs: &[f64], ys: &[f64], k: u64) -> f64 {
             let (_, kth, _) = values.select_nth_unstable_by(rank, f64::total_cmp);
             return positive_zero(*kth);
         }
-        let mut sample = bracket.sample(xs, ys, PIVOT_SAMPLE_SIZE, &mut rng_state);
+        let mut sample = bracket.sample(xs, ys, PIVOT_SAMPLE_SIZE, &mut rng);
         sample.sort_unstable_by(f64::total_cmp);
         // Target position of the k-th difference within the sample, and a
         // ±3σ (binomial) window around it.
@@ -532,15 +533,6 @@ fn positive_zero(v: f64) -> f64 {
     }
 }
 
-/// One step of splitmix64 (pivot sampling only; any sequence is correct).
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// [`count_at_most`] that also records, per row `i`, the first `j` with
 /// `x_i − y_j ≤ d` (`ys.len()` if none) into `rows`; returns the count.
 /// These are the next round's candidate bounds, so no separate pass is
@@ -595,9 +587,9 @@ impl<'r> CandidateRows<'r> {
     /// `size` candidates drawn uniformly with replacement (unsorted). The
     /// random ranks are sorted first so rows are found by one forward walk
     /// over the prefix sums instead of a cache-missing search per draw.
-    fn sample(&self, xs: &[f64], ys: &[f64], size: usize, rng_state: &mut u64) -> Vec<f64> {
+    fn sample(&self, xs: &[f64], ys: &[f64], size: usize, rng: &mut SplitMix64) -> Vec<f64> {
         let total = self.total();
-        let mut ranks: Vec<u64> = (0..size).map(|_| splitmix64(rng_state) % total).collect();
+        let mut ranks: Vec<u64> = (0..size).map(|_| rng.next_u64() % total).collect();
         ranks.sort_unstable();
         let mut row = 0;
         ranks
@@ -637,15 +629,10 @@ mod tests {
     /// A deterministic pseudo-random sample (splitmix64), optionally rounded
     /// to create ties.
     fn sample(seed: u64, n: usize, scale: f64, round: bool) -> Vec<f64> {
-        let mut state = seed;
+        let mut rng = crate::splitmix64::SplitMix64::new(seed);
         (0..n)
             .map(|_| {
-                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut z = state;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                z ^= z >> 31;
-                let u = (z >> 11) as f64 / (1u64 << 53) as f64;
+                let u = rng.next_f64();
                 let v = scale * (u / (1.0 - 0.9 * u)) - scale;
                 if round {
                     v.round()

@@ -34,6 +34,7 @@ pub mod poisson;
 pub mod proportions;
 pub mod rank;
 pub mod sequential;
+pub mod splitmix64;
 pub mod welch;
 
 pub use alternative::Alternative;

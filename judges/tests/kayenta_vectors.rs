@@ -511,14 +511,10 @@ fn wilcoxon_diff() {
 
 /// splitmix64 uniform integers in `[lo, hi)`.
 fn uniform_ints(seed: u64, n: usize, lo: i64, hi: i64) -> Vec<f64> {
-    let mut state = seed;
+    let mut rng = verdict_judges::splitmix64::SplitMix64::new(seed);
     (0..n)
         .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
+            let z = rng.next_u64();
             (lo + (z % (hi - lo) as u64) as i64) as f64
         })
         .collect()

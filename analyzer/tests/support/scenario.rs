@@ -17,25 +17,17 @@ use super::prometheus::{OpenMetrics, PrometheusServer};
 /// Sampling interval of the scenario's series, seconds.
 pub const STEP: f64 = 15.0;
 
-/// SplitMix64: small, seedable, good enough for test noise.
-pub struct Rng(u64);
+/// The project's seeded generator, with the samplers test noise needs.
+pub struct Rng(verdict_judges::splitmix64::SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        Rng(verdict_judges::splitmix64::SplitMix64::new(seed))
     }
 
     /// Uniform in (0, 1).
     pub fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        self.0.next_open01()
     }
 
     /// Standard normal (Box-Muller).

@@ -606,21 +606,13 @@ mod tests {
 
     // ---- seeded simulation: level and power -------------------------------
 
-    /// splitmix64: a tiny, seedable generator for the simulation only.
-    struct SplitMix64(u64);
+    /// The project's seeded generator with the binomial sampler the
+    /// simulation needs.
+    struct SplitMix64(crate::splitmix64::SplitMix64);
 
     impl SplitMix64 {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        /// Uniform in [0, 1) with 53 random bits.
         fn uniform(&mut self) -> f64 {
-            (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+            self.0.next_f64()
         }
 
         /// Binomial(n, p) by inversion of the CDF with the pmf recurrence
@@ -646,7 +638,7 @@ mod tests {
     /// the canary with probability 0.05) in which the K = 2 e-process rejects.
     fn rejection_rate(seed: u64, error_canary: f64, error_baseline: f64) -> f64 {
         let (runs, looks, requests) = (200, 60, 2000);
-        let mut rng = SplitMix64(seed);
+        let mut rng = SplitMix64(crate::splitmix64::SplitMix64::new(seed));
         let mut rejections = 0;
         for _ in 0..runs {
             let mut e =

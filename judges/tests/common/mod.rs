@@ -100,10 +100,10 @@ pub fn from_recipe(recipe: &Value) -> Vec<f64> {
     let n = recipe["n"].as_u64().unwrap() as usize;
     let transform = recipe["transform"].as_str().unwrap();
     let (base, scale, floor) = parse_transform(transform);
-    let mut state = seed;
+    let mut rng = verdict_judges::splitmix64::SplitMix64::new(seed);
     let values: Vec<f64> = (0..n)
         .map(|_| {
-            let u = splitmix64_u01(&mut state);
+            let u = rng.next_f64();
             let v = base + scale * (u / (1.0 - 0.9 * u));
             if floor {
                 v.floor()
@@ -120,15 +120,6 @@ pub fn from_recipe(recipe: &Value) -> Vec<f64> {
         assert_eq!(*values.last().unwrap(), num(last), "recipe last");
     }
     values
-}
-
-fn splitmix64_u01(state: &mut u64) -> f64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// Parses `"<base> + <scale> * (u / (1.0 - 0.9 * u))[ then floor()]"`.
