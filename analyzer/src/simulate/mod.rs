@@ -29,7 +29,11 @@
 //!   `rate()`-like points so far (window 5 min, step 30 s: overlapping), then
 //!   `decision::decide` on that one metric: abort at the first High/Low in the
 //!   harmful direction; promote when Pass with at least `kayenta_min_points`
-//!   points per arm and at or after `min_looks`.
+//!   points per arm and at or after `min_looks`. Two variants from the same
+//!   classifications: judged at every look (with only 2 points per arm at
+//!   look 1, where Kayenta's interval is the range of all differences), and
+//!   judged only from `kayenta_min_points` (50) points per arm on, as
+//!   Spinnaker's guidance asks.
 //!
 //! Each judge is monitored over all looks. Reported per judge: the rate of
 //! *ever* aborting within the looks (the false-alarm rate of peeking, on

@@ -133,13 +133,17 @@ impl Metric {
 pub enum Judge {
     BucketLabel,
     NormalMixture,
+    /// Kayenta judged at every look, however few points there are.
     KayentaMannWhitney,
+    /// Kayenta judged only from `kayenta_min_points` points per arm on.
+    KayentaMannWhitneyMinPoints,
 }
 
-pub const JUDGES: [Judge; 3] = [
+pub const JUDGES: [Judge; 4] = [
     Judge::BucketLabel,
     Judge::NormalMixture,
     Judge::KayentaMannWhitney,
+    Judge::KayentaMannWhitneyMinPoints,
 ];
 
 impl Judge {
@@ -147,7 +151,8 @@ impl Judge {
         match self {
             Judge::BucketLabel => "bucket-label e-process",
             Judge::NormalMixture => "normal-mixture CS (proportion)",
-            Judge::KayentaMannWhitney => "Kayenta MW on rate() points",
+            Judge::KayentaMannWhitney => "Kayenta MW on rate() points, every look",
+            Judge::KayentaMannWhitneyMinPoints => "Kayenta MW on rate() points, from 50 points",
         }
     }
 }
@@ -259,7 +264,9 @@ pub fn run_one(
             &scenario.baseline,
             &increments,
         ));
-        out.push(kayenta(config, metric, &traffic));
+        let (every_look, min_points) = kayenta(config, metric, &traffic);
+        out.push(every_look);
+        out.push(min_points);
     }
     out
 }
@@ -344,7 +351,11 @@ fn normal_mixture(
     outcome
 }
 
-fn kayenta(config: &SimConfig, metric: Metric, traffic: &Traffic) -> JudgeOutcome {
+/// Kayenta's classifier and the decision rule at every look. Returns the
+/// outcome when every look is judged, and when looks with fewer than
+/// `kayenta_min_points` points per arm are skipped (the same classifications,
+/// so computed once).
+fn kayenta(config: &SimConfig, metric: Metric, traffic: &Traffic) -> (JudgeOutcome, JudgeOutcome) {
     let (canary, baseline) = traffic.rate_points(|a| metric.point(a));
     let settings = MetricSettings {
         direction: metric.kayenta_direction(),
@@ -360,8 +371,12 @@ fn kayenta(config: &SimConfig, metric: Metric, traffic: &Traffic) -> JudgeOutcom
         min_duration_met,
     };
     let per_look = traffic.params.substeps_per_look;
-    let mut outcome = JudgeOutcome::default();
+    let mut every = JudgeOutcome::default();
+    let mut guarded = JudgeOutcome::default();
     for t in 0..config.looks {
+        if every.first_abort.is_some() && guarded.first_abort.is_some() {
+            break;
+        }
         let k = (t + 1) * per_look;
         let cls = classify(&settings, &baseline[..k], &canary[..k]);
         let metric_outcome = MetricOutcome {
@@ -377,16 +392,17 @@ fn kayenta(config: &SimConfig, metric: Metric, traffic: &Traffic) -> JudgeOutcom
         };
         let decision = decide(&[metric_outcome], &policy_at(t + 1 >= config.min_looks));
         let look_no = t as u32 + 1;
-        match decision.action {
-            Action::Abort => {
-                outcome.first_abort = Some(look_no);
-                break;
-            }
-            Action::Promote if outcome.first_promote.is_none() => {
-                outcome.first_promote = Some(look_no);
+        let record = |o: &mut JudgeOutcome| match decision.action {
+            Action::Abort if o.first_abort.is_none() => o.first_abort = Some(look_no),
+            Action::Promote if o.first_abort.is_none() && o.first_promote.is_none() => {
+                o.first_promote = Some(look_no)
             }
             _ => {}
+        };
+        record(&mut every);
+        if k >= config.kayenta_min_points {
+            record(&mut guarded);
         }
     }
-    outcome
+    (every, guarded)
 }
