@@ -10,5 +10,6 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod json;
+pub mod simulate;
 pub mod source;
 pub mod telemetry;

@@ -6,6 +6,7 @@
 
 pub mod judge;
 pub mod serve;
+pub mod simulate;
 pub mod stats;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ pub enum Command {
         #[arg(long, short, default_value = "verdict.yaml")]
         config: PathBuf,
     },
+    /// Seeded simulation: sequential judges vs Kayenta Mann-Whitney on the same traffic.
+    Simulate(simulate::SimulateArgs),
     /// Validate configuration files.
     Config {
         #[command(subcommand)]
@@ -62,6 +65,7 @@ pub fn main() -> i32 {
         Command::Stats { input } => run_stats(input),
         Command::Judge(args) => judge::run(&args),
         Command::Serve { config } => serve::run(&config),
+        Command::Simulate(args) => simulate::run(&args),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => match crate::config::load(&file) {
