@@ -22,24 +22,7 @@
 //!   mode is returned.
 //! * [`Rng::multinomial`] draws conditional binomials, bucket by bucket.
 
-/// SplitMix64 (Steele, Lea and Flood 2014): a 64-bit mixer used to seed
-/// xoshiro and to derive independent per-run seeds from a master seed.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
+pub use verdict_judges::splitmix64::SplitMix64;
 
 /// A seed for run `run` of scenario `scenario`, derived from the master
 /// seed: independent of thread scheduling, so results are reproducible.
