@@ -24,7 +24,8 @@ RUN case "$TARGETARCH" in \
     esac \
  && rustup target add "$(cat /rust-target)"
 # Cross-linking arm64 from an amd64 builder: rust-lld links musl targets
-# without a C cross toolchain.
+# without a C cross toolchain (no dependency compiles C on Linux). Untested:
+# no Docker engine where this was written.
 ENV CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
 COPY Cargo.toml Cargo.lock ./
 COPY judges judges

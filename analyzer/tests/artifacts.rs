@@ -883,3 +883,54 @@ fn overlays_set_their_replicas() {
         assert_eq!(doc["replicas"][0]["count"], replicas, "{overlay}");
     }
 }
+
+/// Renders each overlay with `kubectl kustomize` when kubectl is installed
+/// (skipped otherwise: it is not a build dependency).
+#[test]
+fn overlays_render_with_kustomize() {
+    let probe = std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("kubectl not found: skipping the kustomize render");
+        return;
+    }
+    for (overlay, replicas) in [("sqlite", 1), ("postgres", 3)] {
+        let dir = repo().join(format!("k8s/overlays/{overlay}"));
+        let out = std::process::Command::new("kubectl")
+            .arg("kustomize")
+            .arg(&dir)
+            .output()
+            .expect("kubectl kustomize");
+        assert!(
+            out.status.success(),
+            "{overlay}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).expect("UTF-8");
+        let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+            .map(|d| Value::deserialize(d).expect("rendered YAML"))
+            .collect();
+        for doc in &docs {
+            if str_at(doc, "/kind") != "Namespace" {
+                assert_eq!(str_at(doc, "/metadata/namespace"), "verdict", "{}", id(doc));
+            }
+        }
+        let deployment = docs
+            .iter()
+            .find(|d| str_at(d, "/kind") == "Deployment")
+            .expect("Deployment");
+        assert_eq!(deployment["spec"]["replicas"], replicas, "{overlay}");
+        // The Service still selects the Deployment's pods after labelling.
+        let service = docs
+            .iter()
+            .find(|d| str_at(d, "/kind") == "Service")
+            .expect("Service");
+        let pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+            .as_object()
+            .expect("pod labels");
+        for (k, v) in service["spec"]["selector"].as_object().expect("selector") {
+            assert_eq!(pod_labels.get(k), Some(v), "{overlay}: selector {k}");
+        }
+    }
+}
