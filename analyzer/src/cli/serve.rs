@@ -66,6 +66,8 @@ pub fn prometheus_source(config: &Config) -> anyhow::Result<Arc<dyn SeriesSource
         basic_auth: config.credentials.basic_auth.clone(),
         timeout: p.timeout.0,
         retries: p.retries,
+        tls_ca_pem: config.credentials.tls_ca_pem.clone(),
+        tls_insecure_skip_verify: p.tls.insecure_skip_verify,
         ..crate::source::prometheus::PrometheusConfig::new(p.url.clone())
     })?;
     Ok(Arc::new(source))
@@ -73,6 +75,11 @@ pub fn prometheus_source(config: &Config) -> anyhow::Result<Arc<dyn SeriesSource
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let source = prometheus_source(&config)?;
+    if config.settings.prometheus.tls.insecure_skip_verify {
+        tracing::warn!(
+            "prometheus.tls.insecure_skip_verify is set: the backend's identity is not checked"
+        );
+    }
     let telemetry = Arc::new(Telemetry::new());
     let engine = Arc::new(Engine::new(
         config.analyses.clone(),

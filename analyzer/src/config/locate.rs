@@ -4,7 +4,7 @@
 //! returns `None` when the field is not written in the file (a default).
 
 /// One step of a field path.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, PartialEq, Clone, Copy)]
 enum Segment<'a> {
     Key(&'a str),
     Index(usize),
@@ -100,6 +100,17 @@ pub fn yaml_line(text: &str, path: &str) -> Option<usize> {
                             }
                             count += 1;
                         }
+                    }
+                }
+            }
+        }
+        // A key inside a flow mapping on the node's own line: `tls: {ca_file: x}`.
+        if hit.is_none() {
+            if let (Some(l), Segment::Key(key)) = (found, seg) {
+                let text: &str = lines[l];
+                if let Some(brace) = text.find('{') {
+                    if text[brace..].contains(&format!("{key}:")) {
+                        return Some(l + 1);
                     }
                 }
             }

@@ -72,6 +72,22 @@ pub struct PrometheusSettings {
     /// Retries after the first attempt (5xx, 429, connection errors).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// TLS for `https://` URLs (the system's roots are always trusted).
+    #[serde(default)]
+    pub tls: TlsSettings,
+}
+
+/// TLS settings of the Prometheus connection.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file of extra CA certificates (a private CA); read at load.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate. Only for test setups: it gives up the
+    /// server's identity, and Verdict logs a warning at start.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 fn default_prometheus_url() -> String {
@@ -92,6 +108,7 @@ impl Default for PrometheusSettings {
             basic_auth: None,
             timeout: default_query_timeout(),
             retries: default_retries(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -109,6 +126,8 @@ pub struct BasicAuthSettings {
 pub struct Credentials {
     pub bearer_token: Option<String>,
     pub basic_auth: Option<(String, String)>,
+    /// Contents of `prometheus.tls.ca_file`.
+    pub tls_ca_pem: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for Credentials {
@@ -317,6 +336,23 @@ pub fn load_str(
                 "prometheus.basic_auth.password_file",
                 e,
             )),
+        }
+    }
+    if let Some(file) = &settings.prometheus.tls.ca_file {
+        let full = base.join(file);
+        let checked = std::fs::read(&full)
+            .map_err(|e| format!("cannot read CA file {}: {e}", full.display()))
+            .and_then(|pem| match reqwest::Certificate::from_pem_bundle(&pem) {
+                Ok(certs) if !certs.is_empty() => Ok(pem),
+                Ok(_) => Err(format!("{} holds no PEM certificate", full.display())),
+                Err(e) => Err(format!(
+                    "{} is not a PEM certificate bundle: {e}",
+                    full.display()
+                )),
+            });
+        match checked {
+            Ok(pem) => credentials.tls_ca_pem = Some(pem),
+            Err(e) => problems.push(locate_problem(text, format, "prometheus.tls.ca_file", e)),
         }
     }
     if !problems.is_empty() {

@@ -131,7 +131,41 @@ fn credentials_never_print() {
     let c = Credentials {
         bearer_token: Some("s3cret".into()),
         basic_auth: Some(("u".into(), "pw".into())),
+        tls_ca_pem: None,
     };
     let s = format!("{c:?}");
     assert!(!s.contains("s3cret") && !s.contains("pw\""), "{s}");
+}
+
+#[test]
+fn a_tls_ca_file_is_read_and_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("ca.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let text = GOOD.replace(
+        "url: http://127.0.0.1:9090",
+        "url: https://127.0.0.1:9090\n  tls: {ca_file: ca.pem}",
+    );
+    let path = dir.path().join("verdict.yaml");
+    let err = load_str(&path, &text, Vec::new()).unwrap_err();
+    let s = err.to_string();
+    assert!(s.contains("verdict.yaml:5: prometheus.tls.ca_file"), "{s}");
+    assert!(
+        s.contains("no PEM certificate") || s.contains("not a PEM"),
+        "{s}"
+    );
+    let missing = GOOD.replace(
+        "url: http://127.0.0.1:9090",
+        "url: https://127.0.0.1:9090\n  tls: {ca_file: /nonexistent/ca.pem}",
+    );
+    let s = load_yaml(&missing).unwrap_err().to_string();
+    assert!(s.contains("cannot read CA file"), "{s}");
+    let skip = GOOD.replace(
+        "url: http://127.0.0.1:9090",
+        "url: https://127.0.0.1:9090\n  tls: {insecure_skip_verify: true}",
+    );
+    let c = load_yaml(&skip).unwrap();
+    assert!(c.settings.prometheus.tls.insecure_skip_verify);
+    // The source builds a TLS-capable client from it.
+    crate::cli::serve::prometheus_source(&c).expect("https client");
 }
