@@ -238,3 +238,14 @@ async fn refusals_have_their_status() {
     let big = format!(r#"{{"run":"r1","pad":"{}"}}"#, "x".repeat(65 * 1024));
     assert_eq!(d.post_json("/v1/argo/checkout", big).await.status, 413);
 }
+
+/// A-05: a template without `jsonPath` compares the raw body, so
+/// `format=text` answers with the bare decision word.
+#[tokio::test]
+async fn plain_text_mode_answers_the_bare_decision() {
+    let prom = Scenario::healthy().start();
+    let d = Daemon::start(&config(&prom.url), 600.0).await;
+    let a = argo(&d, "checkout", &format!("{ARGS}&format=text")).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body, "promote", "{a:?}");
+}

@@ -14,6 +14,9 @@
 //! (404), or a metric backend that answered nothing at all (503, so that
 //! Argo's consecutive-error limit applies, contracts.md A-11).
 //!
+//! With `format=text` the body is just the decision word (`text/plain`), for
+//! templates without `jsonPath` (contracts.md A-05).
+//!
 //! Parameters: `run` (an explicit run id) or `namespace` + `rollout` +
 //! `canary-hash` (the run is those, plus `phase`); `stable-hash`, `phase`
 //! (`step`, `background`, `pre-promotion`, `post-promotion`), `weight` and any
@@ -201,6 +204,10 @@ async fn handle(
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     message: format!("metric backend unavailable: {}", look.decision.summary()),
                 });
+            }
+            // a template without jsonPath reads the raw body as `result`.
+            if args.get("format").map(String::as_str) == Some("text") {
+                return Ok(look.decision.action.as_str().into_response());
             }
             Ok(Json(ArgoAnswer::from_look(&key, &look)).into_response())
         }

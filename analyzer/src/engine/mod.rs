@@ -321,9 +321,11 @@ impl Engine {
         Ok(Arc::new(look))
     }
 
-    /// How long to wait for a look before answering from what is known.
+    /// How long a handler waits for a look before answering "cannot judge".
+    /// Under 5 s so that a webhook with Flagger's common `timeout: 5s` gets
+    /// an answer (contracts.md F-14), leaving room for the HTTP round trip.
     pub fn answer_budget() -> Duration {
-        Duration::from_secs(8)
+        Duration::from_millis(4500)
     }
 }
 
