@@ -13,3 +13,4 @@ pub mod json;
 pub mod simulate;
 pub mod source;
 pub mod telemetry;
+pub mod tls;

@@ -49,10 +49,13 @@ impl Served {
             child,
             url: format!("http://127.0.0.1:{port}"),
             log,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("HTTP client"),
+            client: {
+                verdict::tls::install_crypto_provider();
+                reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .expect("HTTP client")
+            },
         }
     }
 

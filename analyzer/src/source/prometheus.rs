@@ -272,9 +272,7 @@ impl PrometheusSource {
             headers.insert(AUTHORIZATION, value);
         }
 
-        // rustls needs one process-wide crypto provider; ring builds with a
-        // plain C compiler. Installing twice is harmless (the first wins).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::tls::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)

@@ -87,10 +87,13 @@ impl Daemon {
             engine,
             clock,
             shutdown: Some(tx),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .expect("HTTP client"),
+            client: {
+                verdict::tls::install_crypto_provider();
+                reqwest::Client::builder()
+                    .timeout(Duration::from_secs(20))
+                    .build()
+                    .expect("HTTP client")
+            },
         }
     }
 
