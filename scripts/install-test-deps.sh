@@ -42,7 +42,11 @@ fi
 
 # The package's postinst may try to start a service; in containers without
 # an init system that fails harmlessly, and we never use the service.
-"${SUDO[@]}" apt-get install -y -q --no-install-recommends prometheus
+# Stale lists can name a version the mirror no longer has: refresh and retry once.
+"${SUDO[@]}" apt-get install -y -q --no-install-recommends prometheus || {
+    "${SUDO[@]}" apt-get update -q
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends prometheus
+}
 
 for bin in prometheus promtool; do
     if ! command -v "$bin" >/dev/null 2>&1; then
