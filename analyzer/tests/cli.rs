@@ -358,12 +358,24 @@ fn config_check_names_file_line_and_field() {
     ))
     .unwrap()
     .replace("judge: proportion", "judge: mann-whitney");
-    std::fs::write(&bad, text).unwrap();
+    // The accuracy metric (the only proportion judge) now has a wrong judge:
+    // the error must name that line.
+    // (the last mann-whitney line of the file).
+    let line = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == "judge: mann-whitney")
+        .map(|(i, _)| i + 1)
+        .last()
+        .unwrap();
+    std::fs::write(&bad, &text).unwrap();
     let out = verdict(&["config", "check", bad.to_str().unwrap()], "");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
-        err.contains("bad.yaml:50: analyses.checkout.metrics[3].judge"),
+        err.contains(&format!(
+            "bad.yaml:{line}: analyses.checkout.metrics[3].judge"
+        )),
         "{err}"
     );
 }

@@ -284,7 +284,9 @@ pub struct MetricConfig {
     pub guardrail: Guardrail,
     /// Tolerated harm before a metric counts as regressed, in the metric's
     /// units for gauges and as an absolute rate difference for counters
-    /// (0.001 = 0.1 percentage points).
+    /// (0.001 = 0.1 percentage points). For a sequential counter, a margin
+    /// also makes promotion wait until an anytime-valid confidence sequence
+    /// shows the canary within it (non-inferiority), not merely no harm found.
     #[serde(default)]
     pub margin: f64,
     /// Histograms: buckets whose upper bound `le` exceeds this are "slow";

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use verdict_judges::kayenta::classifier::Label;
 use verdict_judges::sequential::{
-    BucketLabelConfig, BucketLabelEProcess, SampleRatioMismatch, SrmConfig,
+    tuned_tau2, BucketLabelConfig, BucketLabelEProcess, MixtureConfig,
+    ProportionDifferenceSequence, SampleRatioMismatch, SrmConfig,
 };
 
 /// Prior concentration of the per-bucket canary share (the reference value).
@@ -33,6 +34,24 @@ pub struct SequentialState {
     weight: Option<f64>,
     /// Traffic-split check against the configured weight, when one is known.
     srm: Option<SampleRatioMismatch>,
+    /// Counters with a `margin`: a confidence sequence on the rate
+    /// difference, so promotion needs non-inferiority shown, not merely no
+    /// harm found (the e-process alone lets small regressions through).
+    non_inferiority: Option<ProportionDifferenceSequence>,
+}
+
+/// A confidence sequence on the canary − baseline rate difference, tuned to
+/// be narrowest when both arms reach the minimum requests.
+fn rate_sequence(rate: f64, requests: u64, alpha: f64) -> Option<ProportionDifferenceSequence> {
+    let p = rate.clamp(0.001, 0.5);
+    let v_target = 2.0 * p * (1.0 - p) / requests.max(30) as f64;
+    ProportionDifferenceSequence::new(MixtureConfig {
+        tau2: tuned_tau2(v_target, alpha).ok()?,
+        alpha,
+        theta0: 0.0,
+        min_n_per_arm: 30,
+    })
+    .ok()
 }
 
 /// A split check for `weight` percent of traffic to the canary.
@@ -145,6 +164,20 @@ pub fn judge_sequential(
                     rho0,
                     weight: ctx.weight,
                     srm: split_check(ctx.weight, ctx.alpha_per_metric),
+                    non_inferiority: match (canary, baseline) {
+                        (
+                            ArmData::Counts { .. },
+                            ArmData::Counts {
+                                errors: be,
+                                total: bt,
+                            },
+                        ) if cfg.margin > 0.0 => rate_sequence(
+                            *be as f64 / (*bt).max(1) as f64,
+                            ctx.min_data.requests,
+                            ctx.alpha_per_metric,
+                        ),
+                        _ => None,
+                    },
                 })
             }
             Err(e) => {
@@ -187,6 +220,22 @@ pub fn judge_sequential(
         .srm
         .as_mut()
         .and_then(|srm| srm.observe(&[ci.iter().sum(), bi.iter().sum()]).ok());
+    // Buckets of counters are [errors, ok]: (errors, total) increments.
+    let interval = s.non_inferiority.as_mut().and_then(|seq| {
+        let look = seq
+            .observe((ci[0], ci.iter().sum()), (bi[0], bi.iter().sum()))
+            .ok()?;
+        look.outcome.estimate().map(|e| e.cs_running)
+    });
+    let shown = interval.map(|cs| match cfg.direction {
+        Direction::Increase => cs.upper < cfg.margin,
+        Direction::Decrease => cs.lower > -cfg.margin,
+        Direction::Either => cs.upper < cfg.margin && cs.lower > -cfg.margin,
+    });
+    if s.non_inferiority.is_some() && shown != Some(true) {
+        // Not yet shown to be within the margin: no promotion on this metric.
+        v.enough_data = false;
+    }
     s.last_canary = c
         .iter()
         .zip(&s.last_canary)
@@ -255,6 +304,11 @@ pub fn judge_sequential(
         }
     }
     v.statistics = json!({
+        "non_inferiority": s.non_inferiority.as_ref().map(|_| json!({
+            "margin": cfg.margin,
+            "rate_difference_cs": interval.map(|cs| crate::json::interval(cs.lower, cs.upper)),
+            "shown": shown.unwrap_or(false),
+        })),
         "traffic_split": split.as_ref().map(|l| json!({
             "expected_canary_share": l.expected_share[0],
             "observed_canary_share": l.observed_share.as_ref().map(|o| o[0]),

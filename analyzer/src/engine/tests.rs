@@ -173,3 +173,55 @@ async fn a_broken_traffic_split_blocks_promotion() {
         verdict_judges::decision::Action::Promote
     );
 }
+
+#[tokio::test]
+async fn a_margin_makes_promotion_wait_for_shown_non_inferiority() {
+    let with_margin = COUNTER_CONFIG.replace(
+        "judge: sequential",
+        "judge: sequential\n        margin: 0.005",
+    );
+    let config = load_str(Path::new("t.yaml"), &with_margin, Vec::new()).unwrap();
+    // Canary slightly worse (1.2 % vs 1 %): not enough to reject quickly, and
+    // with little traffic not yet shown to be within half a point either.
+    let mut source = MemorySource::new();
+    source.insert(r#"err{arm="canary"}"#, counter(0.012));
+    source.insert(r#"req{arm="canary"}"#, counter(1.0));
+    source.insert(r#"err{arm="primary"}"#, counter(0.01));
+    source.insert(r#"req{arm="primary"}"#, counter(1.0));
+    let e = Engine::new(
+        config.analyses.clone(),
+        Arc::new(source),
+        Arc::new(Telemetry::new()),
+    );
+    let look = e.look(request("small", 600.0)).await.unwrap();
+    let m = &look.metrics[0];
+    assert_eq!(m.classification.verdict_name(), "pass", "{m:?}");
+    assert!(
+        !m.enough_data,
+        "non-inferiority cannot be shown on 600 requests: {m:?}"
+    );
+    assert_eq!(m.statistics["non_inferiority"]["shown"], false);
+    assert_ne!(
+        look.decision.action,
+        verdict_judges::decision::Action::Promote
+    );
+    // Identical arms with plenty of traffic: shown within the margin, promoted.
+    let mut source = MemorySource::new();
+    for arm in ["canary", "primary"] {
+        source.insert(format!(r#"err{{arm="{arm}"}}"#), counter(10.0));
+        source.insert(format!(r#"req{{arm="{arm}"}}"#), counter(1000.0));
+    }
+    let e = Engine::new(
+        config.analyses,
+        Arc::new(source),
+        Arc::new(Telemetry::new()),
+    );
+    let look = e.look(request("big", 3000.0)).await.unwrap();
+    let m = &look.metrics[0];
+    assert!(m.enough_data, "{m:?}");
+    assert_eq!(m.statistics["non_inferiority"]["shown"], true, "{m:?}");
+    assert_eq!(
+        look.decision.action,
+        verdict_judges::decision::Action::Promote
+    );
+}
