@@ -189,7 +189,6 @@ async fn handle(
     let (key, vars) = identify(&args)?;
     let weight = parse_weight(&vars)?;
     let engine: &Engine = &state.engine;
-    engine.check_vars(&analysis, &vars)?;
     let request = LookRequest {
         key: key.clone(),
         analysis,

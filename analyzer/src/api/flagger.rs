@@ -166,7 +166,6 @@ async fn handle(
         _ => {
             let vars = payload.vars();
             let weight = parse_weight(&vars)?;
-            engine.check_vars(&analysis, &vars)?;
             let request = LookRequest {
                 key: payload.key(),
                 analysis,

@@ -246,11 +246,7 @@ fn judge_verdict(
         analysis.metrics.iter().map(|m| m.config.name.as_str()),
         data,
     )?;
-    let ctx = JudgeContext {
-        min_data: analysis.config.min_data,
-        alpha_per_metric: analysis.config.alpha / analysis.metrics.len().max(1) as f64,
-        weight: None,
-    };
+    let ctx = JudgeContext::new(&analysis, None);
     let mut verdicts = Vec::new();
     for metric in &analysis.metrics {
         if metric.config.kind != MetricKind::Gauge {

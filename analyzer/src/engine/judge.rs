@@ -7,7 +7,7 @@
 
 use super::fetch::{ArmData, FetchError};
 use super::sequential::{judge_sequential, SequentialState};
-use crate::config::analysis::{AnalysisConfig, Direction, JudgeKind, Metric, MinData};
+use crate::config::analysis::{Analysis, AnalysisConfig, Direction, JudgeKind, Metric, MinData};
 use serde::Serialize;
 use serde_json::{json, Value};
 use verdict_judges::decision::{DecisionPolicy, MetricOutcome};
@@ -27,6 +27,18 @@ pub struct JudgeContext {
     /// The run's alpha divided among its metrics (Bonferroni).
     pub alpha_per_metric: f64,
     pub weight: Option<f64>,
+}
+
+impl JudgeContext {
+    /// The context of one look of `analysis`: its alpha split evenly across
+    /// its metrics (Bonferroni), so more metrics never mean more false aborts.
+    pub fn new(analysis: &Analysis, weight: Option<f64>) -> Self {
+        JudgeContext {
+            min_data: analysis.config.min_data,
+            alpha_per_metric: analysis.config.alpha / analysis.metrics.len().max(1) as f64,
+            weight,
+        }
+    }
 }
 
 /// A short description of one arm's data.

@@ -260,11 +260,7 @@ impl Engine {
         }
         let fetched = futures_util::future::join_all(tasks).await;
         let judge_started = Instant::now();
-        let context = JudgeContext {
-            min_data: cfg.min_data,
-            alpha_per_metric: cfg.alpha / analysis.metrics.len().max(1) as f64,
-            weight: req.weight,
-        };
+        let context = JudgeContext::new(&analysis, req.weight);
         let verdicts: Vec<_> = analysis
             .metrics
             .iter()
