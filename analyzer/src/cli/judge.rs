@@ -88,15 +88,11 @@ pub fn judge_files(args: &JudgeArgs) -> Result<Value, JudgeError> {
         pass: args.pass,
         marginal: args.marginal,
     };
-    if !(0.0..=100.0).contains(&thresholds.pass)
-        || !(0.0..=100.0).contains(&thresholds.marginal)
-        || thresholds.marginal > thresholds.pass
-    {
-        return Err(format!(
-            "need 0 <= marginal <= pass <= 100, got pass {} marginal {}",
-            thresholds.pass, thresholds.marginal
-        ));
+    crate::config::analysis::ScoreThresholds {
+        pass: thresholds.pass,
+        marginal: thresholds.marginal,
     }
+    .check()?;
     if looks_like_kayenta(&config_text) {
         let config = CanaryConfig::from_json(&config_text).map_err(|e| {
             format!(

@@ -111,6 +111,21 @@ pub struct ScoreThresholds {
     pub marginal: f64,
 }
 
+impl ScoreThresholds {
+    /// Checks `0 <= marginal <= pass <= 100`.
+    pub fn check(&self) -> Result<(), String> {
+        let in_range = |x: f64| (0.0..=100.0).contains(&x);
+        if in_range(self.pass) && in_range(self.marginal) && self.marginal <= self.pass {
+            Ok(())
+        } else {
+            Err(format!(
+                "need 0 <= marginal <= pass <= 100, got pass {} marginal {}",
+                self.pass, self.marginal
+            ))
+        }
+    }
+}
+
 impl Default for ScoreThresholds {
     fn default() -> Self {
         ScoreThresholds {
@@ -370,18 +385,8 @@ impl AnalysisConfig {
                 "at least one metric is required".into()
             );
         }
-        let t = self.thresholds;
-        if !(0.0..=100.0).contains(&t.pass)
-            || !(0.0..=100.0).contains(&t.marginal)
-            || t.marginal > t.pass
-        {
-            err!(
-                format!("{path_prefix}.thresholds"),
-                format!(
-                    "need 0 <= marginal <= pass <= 100, got pass {} marginal {}",
-                    t.pass, t.marginal
-                ),
-            );
+        if let Err(e) = self.thresholds.check() {
+            err!(format!("{path_prefix}.thresholds"), e);
         }
         if !(self.alpha > 0.0 && self.alpha < 1.0) {
             err!(
