@@ -11,7 +11,11 @@
 //!    enough data for its verdict to count;
 //! 4. **promote** when the score reaches `pass`, every metric has enough
 //!    data (no "no data" anywhere) and the minimum duration has passed;
-//! 5. **continue** otherwise: not enough evidence yet, either way.
+//! 5. **continue** otherwise: not enough evidence yet, either way;
+//! 6. but when the rollout step's time budget has run out and the look would
+//!    still continue, the configured [`UndecidedAction`] instead (abort, or
+//!    inconclusive to hand the step to a human): a step never waits forever,
+//!    and running out of time is never a promote.
 //!
 //! Muted metrics are reported but take no part. A run with no unmuted
 //! metric is inconclusive.
@@ -64,6 +68,42 @@ pub struct DecisionPolicy {
     pub group_weights: BTreeMap<String, f64>,
     /// Whether the run has lasted its configured minimum duration.
     pub min_duration_met: bool,
+    /// The current step's time budget, when one is configured.
+    pub step_budget: Option<StepBudget>,
+}
+
+/// What a step whose time budget ran out without a decision becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UndecidedAction {
+    /// Roll back: the canary could not show it is good enough in time.
+    Abort,
+    /// Hold and tell a human (Argo pauses; Flagger counts a failed check).
+    Inconclusive,
+}
+
+impl UndecidedAction {
+    fn action(self) -> Action {
+        match self {
+            UndecidedAction::Abort => Action::Abort,
+            UndecidedAction::Inconclusive => Action::Inconclusive,
+        }
+    }
+}
+
+/// How long the current rollout step has lasted against its budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepBudget {
+    /// Seconds since the step began (its first look at the current weight).
+    pub elapsed_seconds: f64,
+    pub budget_seconds: f64,
+    pub on_undecided: UndecidedAction,
+}
+
+impl StepBudget {
+    pub fn exhausted(&self) -> bool {
+        self.elapsed_seconds >= self.budget_seconds
+    }
 }
 
 /// A decision with its score and the reasons behind it.
@@ -199,7 +239,21 @@ pub fn decide(outcomes: &[MetricOutcome], policy: &DecisionPolicy) -> Decision {
             result.score, policy.thresholds.marginal, policy.thresholds.pass
         ));
     }
-    make(Action::Continue, reasons)
+    match policy.step_budget.filter(StepBudget::exhausted) {
+        Some(budget) => {
+            reasons.insert(
+                0,
+                format!(
+                    "the step's time budget of {:.0} s ran out undecided after {:.0} s ({} by configuration)",
+                    budget.budget_seconds,
+                    budget.elapsed_seconds,
+                    budget.on_undecided.action().as_str()
+                ),
+            );
+            make(budget.on_undecided.action(), reasons)
+        }
+        None => make(Action::Continue, reasons),
+    }
 }
 
 #[cfg(test)]
@@ -228,6 +282,7 @@ mod tests {
             },
             group_weights: BTreeMap::new(),
             min_duration_met: true,
+            step_budget: None,
         }
     }
 
@@ -311,6 +366,50 @@ mod tests {
         p.min_duration_met = false;
         let d = decide(&[metric("a", Label::Pass, false, true)], &p);
         assert_eq!(d.action, Action::Continue);
+    }
+
+    #[test]
+    fn an_exhausted_step_budget_ends_an_undecided_step_as_configured() {
+        let undecided = [metric("a", Label::Pass, false, false)];
+        for (on_undecided, action) in [
+            (UndecidedAction::Abort, Action::Abort),
+            (UndecidedAction::Inconclusive, Action::Inconclusive),
+        ] {
+            let mut p = policy();
+            p.step_budget = Some(StepBudget {
+                elapsed_seconds: 600.0,
+                budget_seconds: 600.0,
+                on_undecided,
+            });
+            let d = decide(&undecided, &p);
+            assert_eq!(d.action, action);
+            assert!(
+                d.reasons[0].contains("time budget of 600 s"),
+                "{:?}",
+                d.reasons
+            );
+            // Within the budget the step simply continues.
+            p.step_budget.as_mut().unwrap().elapsed_seconds = 599.0;
+            assert_eq!(decide(&undecided, &p).action, Action::Continue);
+        }
+    }
+
+    #[test]
+    fn an_exhausted_step_budget_never_overrides_a_decision() {
+        let mut p = policy();
+        p.step_budget = Some(StepBudget {
+            elapsed_seconds: 1e6,
+            budget_seconds: 1.0,
+            on_undecided: UndecidedAction::Inconclusive,
+        });
+        let promote = [metric("a", Label::Pass, false, true)];
+        assert_eq!(decide(&promote, &p).action, Action::Promote);
+        let abort = [metric("a", Label::High, true, true)];
+        assert_eq!(decide(&abort, &p).action, Action::Abort);
+        // Waiting for the minimum duration is undecided too: the budget ends it.
+        p.min_duration_met = false;
+        p.step_budget.as_mut().unwrap().on_undecided = UndecidedAction::Abort;
+        assert_eq!(decide(&promote, &p).action, Action::Abort);
     }
 
     #[test]

@@ -272,7 +272,7 @@ fn judge_verdict(
     }
     let decision = decide(
         &verdicts.iter().map(|v| v.outcome()).collect::<Vec<_>>(),
-        &policy(&analysis.config, true),
+        &policy(&analysis.config, true, None),
     );
     Ok(json!({
         "config": name,

@@ -26,6 +26,7 @@ use super::duration::PromDuration;
 use super::template::{QueryTemplate, TemplateError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+pub use verdict_judges::decision::UndecidedAction;
 pub use verdict_judges::effect_size::EffectSizeMeasure;
 pub use verdict_judges::kayenta::config::Direction;
 
@@ -61,6 +62,21 @@ pub struct AnalysisConfig {
     /// metrics (Bonferroni) so ten metrics do not mean ten chances to abort falsely.
     #[serde(default = "default_alpha")]
     pub alpha: f64,
+    /// How long one rollout step (one canary weight) may stay undecided, and
+    /// what it then becomes. Absent: a step continues as long as the
+    /// controller keeps asking.
+    #[serde(default)]
+    pub step_budget: Option<StepBudgetConfig>,
+}
+
+/// The time budget of a rollout step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepBudgetConfig {
+    /// Time from the step's first look (its first look at the current weight).
+    pub duration: PromDuration,
+    /// `abort` or `inconclusive`; required, so the choice is explicit.
+    pub on_undecided: UndecidedAction,
 }
 
 fn default_lookback() -> PromDuration {
@@ -299,9 +315,11 @@ pub struct MetricConfig {
     pub guardrail: Guardrail,
     /// Tolerated harm before a metric counts as regressed, in the metric's
     /// units for gauges and as an absolute rate difference for counters
-    /// (0.001 = 0.1 percentage points). For a sequential counter, a margin
-    /// also makes promotion wait until an anytime-valid confidence sequence
-    /// shows the canary within it (non-inferiority), not merely no harm found.
+    /// (0.001 = 0.1 percentage points) and, for histograms, as an absolute
+    /// difference of the slow share (requests above `slow_above`). For the
+    /// sequential judge a margin also makes promotion wait until an
+    /// anytime-valid confidence sequence shows the canary within it
+    /// (non-inferiority), not merely no harm found.
     #[serde(default)]
     pub margin: f64,
     /// Histograms: buckets whose upper bound `le` exceeds this are "slow";
@@ -397,6 +415,23 @@ impl AnalysisConfig {
         if self.step.0.is_zero() {
             err!(format!("{path_prefix}.step"), "must be positive".into());
         }
+        if let Some(budget) = self.step_budget {
+            if budget.duration.0.is_zero() {
+                err!(
+                    format!("{path_prefix}.step_budget.duration"),
+                    "must be positive".into()
+                );
+            } else if budget.duration.0 < self.min_data.duration.0 {
+                // Otherwise every step would time out before it may promote.
+                err!(
+                    format!("{path_prefix}.step_budget.duration"),
+                    format!(
+                        "must be at least min_data.duration ({})",
+                        self.min_data.duration
+                    ),
+                );
+            }
+        }
         for (group, weight) in &self.groups {
             if !(weight.is_finite() && *weight >= 0.0) {
                 err!(
@@ -432,6 +467,16 @@ impl AnalysisConfig {
                 err!(
                     format!("{at}.margin"),
                     "must be a non-negative number".into()
+                );
+            }
+            if m.kind == MetricKind::Histogram
+                && judge == JudgeKind::Sequential
+                && m.margin > 0.0
+                && m.slow_above.is_none()
+            {
+                err!(
+                    format!("{at}.margin"),
+                    "a histogram's margin applies to its slow share: set slow_above too".into()
                 );
             }
             if m.slow_above.is_some() && m.kind != MetricKind::Histogram {

@@ -185,6 +185,7 @@ pub fn analysis_config(config: &CanaryConfig) -> Result<AnalysisConfig, Vec<Fiel
         dedup_window: PromDuration::from_secs(5),
         baseline_window: Default::default(),
         alpha: 0.05,
+        step_budget: None,
     })
 }
 

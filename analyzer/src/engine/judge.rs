@@ -10,7 +10,7 @@ use super::sequential::{judge_sequential, SequentialState};
 use crate::config::analysis::{Analysis, AnalysisConfig, Direction, JudgeKind, Metric, MinData};
 use serde::Serialize;
 use serde_json::{json, Value};
-use verdict_judges::decision::{DecisionPolicy, MetricOutcome};
+use verdict_judges::decision::{DecisionPolicy, MetricOutcome, StepBudget};
 use verdict_judges::kayenta::classifier::{classify, Label};
 use verdict_judges::kayenta::config::{
     EffectSizeSettings, MetricSettings, NanStrategy, OutlierStrategy,
@@ -144,8 +144,13 @@ impl MetricVerdict {
     }
 }
 
-/// The decision policy of an analysis.
-pub fn policy(cfg: &AnalysisConfig, min_duration_met: bool) -> DecisionPolicy {
+/// The decision policy of an analysis at one look. `step_elapsed` is how
+/// long the current rollout step has lasted (seconds), when known.
+pub fn policy(
+    cfg: &AnalysisConfig,
+    min_duration_met: bool,
+    step_elapsed: Option<f64>,
+) -> DecisionPolicy {
     DecisionPolicy {
         thresholds: ScoreThresholds {
             pass: cfg.thresholds.pass,
@@ -153,6 +158,14 @@ pub fn policy(cfg: &AnalysisConfig, min_duration_met: bool) -> DecisionPolicy {
         },
         group_weights: cfg.groups.clone(),
         min_duration_met,
+        step_budget: cfg
+            .step_budget
+            .zip(step_elapsed)
+            .map(|(budget, elapsed)| StepBudget {
+                elapsed_seconds: elapsed,
+                budget_seconds: budget.duration.as_secs_f64(),
+                on_undecided: budget.on_undecided,
+            }),
     }
 }
 

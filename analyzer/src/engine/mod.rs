@@ -276,7 +276,11 @@ impl Engine {
         let min_duration_met = req.now - run.first_look >= cfg.min_data.duration.as_secs_f64();
         let decision = decide(
             &verdicts.iter().map(|v| v.outcome()).collect::<Vec<_>>(),
-            &judge::policy(cfg, min_duration_met),
+            &judge::policy(
+                cfg,
+                min_duration_met,
+                Some(req.now - run.step_started(req.weight, req.now)),
+            ),
         );
         self.telemetry
             .judge_seconds

@@ -108,4 +108,20 @@ impl Run {
     pub fn last_look(&self) -> Option<&Look> {
         self.looks.last()
     }
+
+    /// When the current rollout step began, for a look at `weight` taken at
+    /// `now`: the first of the latest unbroken series of looks at this
+    /// weight, or `now` when the weight just changed. Without a weight the
+    /// run is one step, begun at its first look.
+    pub fn step_started(&self, weight: Option<f64>, now: f64) -> f64 {
+        if weight.is_none() {
+            return self.first_look;
+        }
+        self.looks
+            .iter()
+            .rev()
+            .take_while(|l| l.weight == weight)
+            .last()
+            .map_or(now, |l| l.time)
+    }
 }

@@ -34,9 +34,10 @@ pub struct SequentialState {
     weight: Option<f64>,
     /// Traffic-split check against the configured weight, when one is known.
     srm: Option<SampleRatioMismatch>,
-    /// Counters with a `margin`: a confidence sequence on the rate
-    /// difference, so promotion needs non-inferiority shown, not merely no
-    /// harm found (the e-process alone lets small regressions through).
+    /// Metrics with a `margin`: a confidence sequence on the difference of
+    /// the tracked rate ([`tracked_buckets`]), so promotion needs
+    /// non-inferiority shown, not merely no harm found (the e-process alone
+    /// lets small regressions through: docs/statistics/simulation.md).
     non_inferiority: Option<ProportionDifferenceSequence>,
 }
 
@@ -75,6 +76,28 @@ fn buckets(data: &ArmData) -> Option<Vec<u64>> {
         ArmData::Buckets { counts, .. } => Some(counts.clone()),
         ArmData::Points { .. } => None,
     }
+}
+
+/// The buckets whose share the non-inferiority sequence tracks: a
+/// counter's errors, a histogram's slow buckets (`le > slow_above`).
+fn tracked_buckets(metric: &Metric, data: &ArmData) -> Option<Vec<bool>> {
+    match data {
+        ArmData::Counts { .. } => Some(vec![true, false]),
+        ArmData::Buckets { le, .. } => {
+            let slow_above = metric.config.slow_above?;
+            Some(le.iter().map(|&le| le > slow_above).collect())
+        }
+        ArmData::Points { .. } => None,
+    }
+}
+
+/// Requests in the tracked buckets.
+fn tracked(mask: &[bool], counts: &[u64]) -> u64 {
+    mask.iter()
+        .zip(counts)
+        .filter(|(m, _)| **m)
+        .map(|(_, c)| c)
+        .sum()
 }
 
 /// Which buckets are harmful when they gain canary share.
@@ -164,20 +187,15 @@ pub fn judge_sequential(
                     rho0,
                     weight: ctx.weight,
                     srm: split_check(ctx.weight, ctx.alpha_per_metric),
-                    non_inferiority: match (canary, baseline) {
-                        (
-                            ArmData::Counts { .. },
-                            ArmData::Counts {
-                                errors: be,
-                                total: bt,
-                            },
-                        ) if cfg.margin > 0.0 => rate_sequence(
-                            *be as f64 / (*bt).max(1) as f64,
-                            ctx.min_data.requests,
-                            ctx.alpha_per_metric,
-                        ),
-                        _ => None,
-                    },
+                    non_inferiority: tracked_buckets(metric, baseline)
+                        .filter(|_| cfg.margin > 0.0)
+                        .and_then(|mask| {
+                            rate_sequence(
+                                tracked(&mask, &b) as f64 / bt.max(1) as f64,
+                                ctx.min_data.requests,
+                                ctx.alpha_per_metric,
+                            )
+                        }),
                 })
             }
             Err(e) => {
@@ -220,10 +238,13 @@ pub fn judge_sequential(
         .srm
         .as_mut()
         .and_then(|srm| srm.observe(&[ci.iter().sum(), bi.iter().sum()]).ok());
-    // Buckets of counters are [errors, ok]: (errors, total) increments.
     let interval = s.non_inferiority.as_mut().and_then(|seq| {
+        let mask = tracked_buckets(metric, canary)?;
         let look = seq
-            .observe((ci[0], ci.iter().sum()), (bi[0], bi.iter().sum()))
+            .observe(
+                (tracked(&mask, &ci), ci.iter().sum()),
+                (tracked(&mask, &bi), bi.iter().sum()),
+            )
             .ok()?;
         look.outcome.estimate().map(|e| e.cs_running)
     });

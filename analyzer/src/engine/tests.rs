@@ -225,3 +225,147 @@ async fn a_margin_makes_promotion_wait_for_shown_non_inferiority() {
         verdict_judges::decision::Action::Promote
     );
 }
+
+const HISTOGRAM_CONFIG: &str = r#"
+analyses:
+  web:
+    lookback: 1m
+    step: 15s
+    min_data: {requests: 100}
+    metrics:
+      - name: latency
+        kind: histogram
+        judge: sequential
+        slow_above: 0.25
+        margin: 0.015
+        canary: 'lat_bucket{arm="canary"}'
+        baseline: 'lat_bucket{arm="primary"}'
+"#;
+
+/// Cumulative `_bucket` series at `rate` requests per second, a share
+/// `slow` of them above 0.25 s.
+fn histogram(rate: f64, slow: f64) -> Vec<Series> {
+    [
+        ("0.1", 1.0 - slow),
+        ("0.25", 1.0 - slow),
+        ("1", 1.0),
+        ("+Inf", 1.0),
+    ]
+    .into_iter()
+    .map(|(le, cumulative_share)| Series {
+        labels: [("le".to_string(), le.to_string())].into_iter().collect(),
+        ..series(0.0, 1e4, move |t| (rate * cumulative_share * t).floor()).remove(0)
+    })
+    .collect()
+}
+
+fn histogram_engine(canary: (f64, f64), primary: (f64, f64)) -> Engine {
+    let config = load_str(Path::new("t.yaml"), HISTOGRAM_CONFIG, Vec::new()).unwrap();
+    let mut source = MemorySource::new();
+    source.insert(r#"lat_bucket{arm="canary"}"#, histogram(canary.0, canary.1));
+    source.insert(
+        r#"lat_bucket{arm="primary"}"#,
+        histogram(primary.0, primary.1),
+    );
+    Engine::new(
+        config.analyses,
+        Arc::new(source),
+        Arc::new(Telemetry::new()),
+    )
+}
+
+#[tokio::test]
+async fn a_histogram_margin_makes_promotion_wait_for_a_shown_slow_share() {
+    // Slow share 16.5 % against 15 %: exactly at the margin, with little
+    // traffic; nothing is shown either way, so no promotion.
+    let e = histogram_engine((1.0, 0.165), (1.0, 0.15));
+    let look = e.look(request("small", 600.0)).await.unwrap();
+    let m = &look.metrics[0];
+    assert_eq!(m.classification.verdict_name(), "pass", "{m:?}");
+    assert!(!m.enough_data, "{m:?}");
+    assert_eq!(m.statistics["non_inferiority"]["shown"], false, "{m:?}");
+    assert_ne!(
+        look.decision.action,
+        verdict_judges::decision::Action::Promote
+    );
+    // Equal slow shares on plenty of traffic: within the margin, promoted.
+    let e = histogram_engine((500.0, 0.15), (500.0, 0.15));
+    let look = e.look(request("big", 3000.0)).await.unwrap();
+    let m = &look.metrics[0];
+    assert_eq!(m.statistics["non_inferiority"]["shown"], true, "{m:?}");
+    let cs = &m.statistics["non_inferiority"]["rate_difference_cs"];
+    assert!(cs[1].as_f64().unwrap() < 0.015, "{cs}");
+    assert_eq!(
+        look.decision.action,
+        verdict_judges::decision::Action::Promote
+    );
+}
+
+#[test]
+fn a_histogram_margin_needs_slow_above() {
+    let text = HISTOGRAM_CONFIG.replace("        slow_above: 0.25\n", "");
+    let e = load_str(Path::new("t.yaml"), &text, Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("set slow_above too"), "{e}");
+}
+
+#[tokio::test]
+async fn an_undecided_step_ends_as_configured_when_its_budget_runs_out() {
+    // Healthy but never enough points to promote (min_data.points 1000).
+    let text = CONFIG
+        .replace(
+            "BASELINE_WINDOW",
+            "step_budget: {duration: 2m, on_undecided: abort}",
+        )
+        .replace("min_data: {points: 3}", "min_data: {points: 1000}");
+    let config = load_str(Path::new("t.yaml"), &text, Vec::new()).unwrap();
+    let mut source = MemorySource::new();
+    source.insert(r#"latency{app="app-canary"}"#, series(0.0, 1e4, wavy));
+    source.insert(r#"latency{app="app-primary"}"#, series(0.0, 1e4, wavy));
+    let e = Engine::new(
+        config.analyses,
+        Arc::new(source),
+        Arc::new(Telemetry::new()),
+    );
+    let at = |now: f64, weight: f64| LookRequest {
+        weight: Some(weight),
+        ..request("a", now)
+    };
+    use verdict_judges::decision::Action;
+    // Weight 5 from t = 100: undecided until the 2-minute budget is spent.
+    for t in [100.0, 160.0] {
+        assert_eq!(
+            e.look(at(t, 5.0)).await.unwrap().decision.action,
+            Action::Continue
+        );
+    }
+    // A new step (weight 25) at t = 200 starts a new budget...
+    for t in [200.0, 260.0, 310.0] {
+        assert_eq!(
+            e.look(at(t, 25.0)).await.unwrap().decision.action,
+            Action::Continue
+        );
+    }
+    // ...which runs out at t = 320.
+    let look = e.look(at(320.0, 25.0)).await.unwrap();
+    assert_eq!(look.decision.action, Action::Abort);
+    assert!(
+        look.decision.reasons[0].contains("time budget of 120 s ran out"),
+        "{:?}",
+        look.decision.reasons
+    );
+}
+
+#[test]
+fn a_step_budget_shorter_than_the_minimum_duration_is_refused() {
+    let text = CONFIG
+        .replace(
+            "BASELINE_WINDOW",
+            "step_budget: {duration: 1m, on_undecided: inconclusive}",
+        )
+        .replace(
+            "min_data: {points: 3}",
+            "min_data: {points: 3, duration: 5m}",
+        );
+    let e = load_str(Path::new("t.yaml"), &text, Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("step_budget.duration"), "{e}");
+}

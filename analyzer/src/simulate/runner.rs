@@ -369,6 +369,7 @@ fn kayenta(config: &SimConfig, metric: Metric, traffic: &Traffic) -> (JudgeOutco
         },
         group_weights: BTreeMap::from([("sim".to_string(), 100.0)]),
         min_duration_met,
+        step_budget: None,
     };
     let per_look = traffic.params.substeps_per_look;
     let mut every = JudgeOutcome::default();
