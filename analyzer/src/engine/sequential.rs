@@ -91,6 +91,14 @@ fn tracked_buckets(metric: &Metric, data: &ArmData) -> Option<Vec<bool>> {
     }
 }
 
+/// What the tracked buckets are, in words.
+fn tracked_name(data: &ArmData) -> &'static str {
+    match data {
+        ArmData::Buckets { .. } => "slow-request",
+        _ => "error",
+    }
+}
+
 /// Requests in the tracked buckets.
 fn tracked(mask: &[bool], counts: &[u64]) -> u64 {
     mask.iter()
@@ -300,6 +308,19 @@ pub fn judge_sequential(
         );
     } else {
         v.classification = Label::Pass;
+        if let (Some(cs), Some(shown)) = (interval, shown) {
+            v.reason = format!(
+                "no harm shown (e-value {:.2}); the {} rate difference is in [{:+.3}, {:+.3}] points \
+                 (anytime-valid {:.1}% confidence sequence): {} the margin of {} points",
+                look.e_value,
+                tracked_name(canary),
+                100.0 * cs.lower,
+                100.0 * cs.upper,
+                100.0 * (1.0 - ctx.alpha_per_metric),
+                if shown { "within" } else { "not yet shown within" },
+                100.0 * cfg.margin
+            );
+        }
     }
     // A broken traffic split (the canary gets far more or fewer requests than
     // its weight: crashing pods, a misrouted mesh) blocks promotion whatever

@@ -9,10 +9,15 @@
 
 use super::rng::{derive_seed, Rng};
 use super::traffic::{
-    histogram_quantile, ArmCounts, ArmModel, Traffic, TrafficParams, BUCKETS, SLOW_FROM,
+    histogram_quantile, ArmCounts, ArmModel, Traffic, TrafficParams, BUCKETS, LATENCY_BOUNDS_MS,
+    SLOW_FROM,
 };
 use super::SimConfig;
+use crate::config::analysis::Analysis;
+use crate::engine::fetch::ArmData;
+use crate::engine::judge::{judge_metric, policy, JudgeContext};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use verdict_judges::decision::{decide, Action, DecisionPolicy, MetricOutcome};
 use verdict_judges::kayenta::classifier::classify;
 use verdict_judges::kayenta::config::{Direction, MetricSettings};
@@ -131,6 +136,11 @@ impl Metric {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Judge {
+    /// The daemon's sequential judge itself (`engine::judge::judge_metric`
+    /// with the metric's margin, then `decision::decide`): the bucket-label
+    /// e-process aborts, the non-inferiority confidence sequence gates
+    /// promotion.
+    Verdict,
     BucketLabel,
     NormalMixture,
     /// Kayenta judged at every look, however few points there are.
@@ -139,7 +149,8 @@ pub enum Judge {
     KayentaMannWhitneyMinPoints,
 }
 
-pub const JUDGES: [Judge; 4] = [
+pub const JUDGES: [Judge; 5] = [
+    Judge::Verdict,
     Judge::BucketLabel,
     Judge::NormalMixture,
     Judge::KayentaMannWhitney,
@@ -149,6 +160,7 @@ pub const JUDGES: [Judge; 4] = [
 impl Judge {
     pub fn name(self) -> &'static str {
         match self {
+            Judge::Verdict => "Verdict sequential judge (daemon rule, with margin)",
             Judge::BucketLabel => "bucket-label e-process",
             Judge::NormalMixture => "normal-mixture CS (proportion)",
             Judge::KayentaMannWhitney => "Kayenta MW on rate() points, every look",
@@ -257,6 +269,12 @@ pub fn run_one(
     let increments = traffic.look_increments();
     let mut out = Vec::with_capacity(scenario.metrics.len() * JUDGES.len());
     for &metric in &scenario.metrics {
+        out.push(daemon_judge(
+            config,
+            metric,
+            &scenario.baseline,
+            &increments,
+        ));
         out.push(bucket_label(config, metric, &increments));
         out.push(normal_mixture(
             config,
@@ -269,6 +287,95 @@ pub fn run_one(
         out.push(min_points);
     }
     out
+}
+
+/// The analysis config a user would write for `metric` (see
+/// `docs/statistics/simulation.md`): a critical sequential metric with the
+/// metric's margin, its minimum requests set to what the canary receives by
+/// the first look a promote is allowed.
+fn daemon_analysis(config: &SimConfig, metric: Metric, base: &ArmModel) -> Analysis {
+    let (_, trials_per_request) = metric.design(base);
+    let min_requests =
+        (config.requests_per_look * config.weight * trials_per_request * config.min_looks as f64)
+            .floor() as u64;
+    let (kind, extra) = match metric {
+        Metric::Latency => ("histogram", "slow_above: 0.2"),
+        Metric::ErrorRate | Metric::Accuracy => ("counter", ""),
+    };
+    let queries = match kind {
+        "histogram" => "canary: c\n        baseline: b".to_string(),
+        _ => "canary: {errors: ce, total: ct}\n        baseline: {errors: be, total: bt}".into(),
+    };
+    let text = format!(
+        "analyses:\n  sim:\n    alpha: {alpha}\n    min_data: {{requests: {min_requests}}}\n    metrics:\n      - name: {name}\n        kind: {kind}\n        judge: sequential\n        critical: true\n        margin: {margin}\n        {extra}\n        {queries}\n",
+        alpha = config.alpha,
+        name = metric.name().replace(' ', "-"),
+        margin = metric.margin(),
+    );
+    let mut loaded = crate::config::load_str(std::path::Path::new("simulation.yaml"), &text, [])
+        .unwrap_or_else(|e| panic!("simulation analysis config: {e}\n{text}"));
+    let analysis = loaded.analyses.remove("sim").expect("analysis sim");
+    Arc::unwrap_or_clone(analysis)
+}
+
+/// What the engine would fetch for `metric` from cumulative counts.
+fn arm_data(metric: Metric, a: &ArmCounts) -> ArmData {
+    match metric {
+        Metric::ErrorRate => ArmData::Counts {
+            errors: a.errors,
+            total: a.requests,
+        },
+        Metric::Accuracy => ArmData::Counts {
+            errors: a.scored - a.correct,
+            total: a.scored,
+        },
+        Metric::Latency => ArmData::Buckets {
+            le: LATENCY_BOUNDS_MS.iter().map(|ms| ms / 1000.0).collect(),
+            counts: a.buckets.to_vec(),
+        },
+    }
+}
+
+/// The daemon's judge and decision rule at every look, on cumulative
+/// counts as the engine fetches them (each look sees the whole run so far).
+fn daemon_judge(
+    config: &SimConfig,
+    metric: Metric,
+    base: &ArmModel,
+    increments: &[(ArmCounts, ArmCounts)],
+) -> JudgeOutcome {
+    let analysis = daemon_analysis(config, metric, base);
+    let ctx = JudgeContext::new(&analysis, Some(100.0 * config.weight));
+    let mut state = None;
+    let (mut canary, mut baseline) = (ArmCounts::default(), ArmCounts::default());
+    let mut outcome = JudgeOutcome::default();
+    for (t, (c, b)) in increments.iter().enumerate() {
+        let look_no = t as u32 + 1;
+        canary.add(c);
+        baseline.add(b);
+        let verdict = judge_metric(
+            &analysis.metrics[0],
+            &ctx,
+            Ok(Some(arm_data(metric, &canary))),
+            Ok(Some(arm_data(metric, &baseline))),
+            &mut state,
+        );
+        let decision = decide(
+            &[verdict.outcome()],
+            &policy(&analysis.config, t + 1 >= config.min_looks, None),
+        );
+        match decision.action {
+            Action::Abort => {
+                outcome.first_abort = Some(look_no);
+                break;
+            }
+            Action::Promote if outcome.first_promote.is_none() => {
+                outcome.first_promote = Some(look_no)
+            }
+            _ => {}
+        }
+    }
+    outcome
 }
 
 fn bucket_label(
