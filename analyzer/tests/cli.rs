@@ -357,9 +357,12 @@ fn config_check_names_file_line_and_field() {
         "/../fixtures/verdict.yaml"
     ))
     .unwrap()
-    .replace("judge: proportion", "judge: mann-whitney");
-    // The accuracy metric (the only proportion judge) now has a wrong judge:
-    // the error must name that line.
+    .replace(
+        "- name: accuracy\n        kind: counter\n        judge: sequential",
+        "- name: accuracy\n        kind: counter\n        judge: mann-whitney",
+    );
+    // The accuracy metric (a counter) now has a wrong judge: the error must
+    // name that line.
     // (the last mann-whitney line of the file).
     let line = text
         .lines()
