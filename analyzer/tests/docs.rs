@@ -9,6 +9,10 @@
 //!   written (as `` `name` ``) in `docs/configuration.md` or in a docs page
 //!   it links to (the store, notification and security sections are
 //!   documented on their own pages).
+//! * The worked result of `docs/choosing-a-judge.md` (an analysis config and
+//!   the abridged JSON it gives on the shipped example data) is what
+//!   `verdict judge` prints today.
+//! * Every `VERDICT_*` override in the reference's table takes effect.
 //!
 //! The field list is not typed out here: it is read from the config types'
 //! own `Deserialize` implementations. They refuse unknown fields
@@ -527,5 +531,120 @@ fn documented_environment_overrides_take_effect() {
         let loaded = config::load_str(&path, base, vec![(var.to_string(), value.to_string())])
             .unwrap_or_else(|e| panic!("{var}={value}: {e}"));
         assert!(check(&loaded), "{var}={value} did not change the setting");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The worked result in choosing-a-judge.md is what Verdict says.
+
+/// Whether `doc` (an abridged copy) agrees with `actual`: every key of a doc
+/// object is in the actual one and agrees; arrays agree item by item;
+/// numbers agree to the digits the doc prints; a doc string ending in `...`
+/// is a prefix.
+fn abridged_matches(doc: &serde_json::Value, actual: &serde_json::Value, at: &str) -> Vec<String> {
+    use serde_json::Value;
+    match (doc, actual) {
+        (Value::Object(d), Value::Object(a)) => d
+            .iter()
+            .flat_map(|(k, v)| match a.get(k) {
+                Some(av) => abridged_matches(v, av, &format!("{at}.{k}")),
+                None => vec![format!("{at}.{k}: not in the output")],
+            })
+            .collect(),
+        (Value::Array(d), Value::Array(a)) if d.len() <= a.len() => d
+            .iter()
+            .zip(a)
+            .enumerate()
+            .flat_map(|(i, (dv, av))| abridged_matches(dv, av, &format!("{at}[{i}]")))
+            .collect(),
+        (Value::Number(d), Value::Number(a)) => {
+            let (d, a) = (d.as_f64().unwrap(), a.as_f64().unwrap());
+            if (d - a).abs() <= 5e-3 * a.abs() + 1e-12 {
+                Vec::new()
+            } else {
+                vec![format!("{at}: doc {d}, output {a}")]
+            }
+        }
+        (Value::String(d), Value::String(a)) => {
+            let ok = match d.strip_suffix("...") {
+                Some(prefix) => a.starts_with(prefix.trim_end()),
+                None => d == a,
+            };
+            if ok {
+                Vec::new()
+            } else {
+                vec![format!("{at}: doc {d:?}, output {a:?}")]
+            }
+        }
+        (d, a) if d == a => Vec::new(),
+        (d, a) => vec![format!("{at}: doc {d}, output {a}")],
+    }
+}
+
+#[test]
+fn the_worked_result_is_what_verdict_judge_prints() {
+    let page = "docs/choosing-a-judge.md";
+    let text = read(&repo().join(page));
+    let section = text
+        .split("## Reading a result")
+        .nth(1)
+        .expect("a 'Reading a result' section");
+    let blocks = fenced_blocks(section);
+    let config = blocks
+        .iter()
+        .find(|b| b.lang == "yaml")
+        .expect("the analysis config of the example");
+    let shown = blocks
+        .iter()
+        .find(|b| b.lang == "json")
+        .expect("the result of the example");
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("checkout-analysis.yaml");
+    std::fs::write(&config_path, &config.text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .arg("judge")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--data")
+        .arg(repo().join("fixtures/judge/checkout-data.json"))
+        .output()
+        .expect("run verdict judge");
+    assert!(
+        out.status.success(),
+        "verdict judge: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let actual: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let doc: serde_json::Value = serde_json::from_str(&shown.text)
+        .unwrap_or_else(|e| panic!("{page}: the shown result is not JSON: {e}"));
+    let problems = abridged_matches(&doc, &actual, "");
+    assert!(
+        problems.is_empty(),
+        "{page}: the shown result differs from `verdict judge`:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn abridged_matching_catches_differences() {
+    let actual =
+        serde_json::json!({"a": 0.22493, "b": "canary is higher: x", "c": [1, 2], "d": true});
+    assert!(abridged_matches(
+        &serde_json::json!({"a": 0.2249, "b": "canary is higher: ...", "c": [1]}),
+        &actual,
+        ""
+    )
+    .is_empty());
+    for bad in [
+        serde_json::json!({"a": 0.23}),
+        serde_json::json!({"b": "canary is lower: ..."}),
+        serde_json::json!({"c": [2]}),
+        serde_json::json!({"d": false}),
+        serde_json::json!({"e": 1}),
+    ] {
+        assert!(
+            !abridged_matches(&bad, &actual, "").is_empty(),
+            "accepted {bad}"
+        );
     }
 }
