@@ -11,6 +11,10 @@
 # sudo if available, otherwise it explains what to install and fails.
 set -euo pipefail
 
+# Helm's engine for the chart tests (its own script; before the Prometheus
+# check below, which may exit early).
+bash "$(dirname "$0")/install-helm-sdk.sh"
+
 if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
     exit 0
 fi

@@ -714,6 +714,11 @@ fn metric_name_scanner_finds_names() {
 fn k8s_objects(dir: &str) -> Vec<(PathBuf, Value)> {
     let mut out = Vec::new();
     for file in files(&repo().join(dir), &["yaml", "yml"]) {
+        // The chart's templates are not YAML until rendered (see the Helm
+        // chart tests below).
+        if file.starts_with(repo().join(CHART)) {
+            continue;
+        }
         for doc in yaml_docs(&file) {
             out.push((file.clone(), doc));
         }
@@ -771,7 +776,14 @@ fn k8s_objects_are_well_formed() {
 
 #[test]
 fn deployment_is_probed_and_locked_down() {
-    let objects = k8s_objects("k8s/base");
+    assert_deployment_probed_and_locked_down(&k8s_objects("k8s/base"), &configmap_config());
+}
+
+/// The Deployment among `objects` (from `k8s/base` or a rendered chart) is
+/// probed, locked down, reads its config and token where they are mounted,
+/// and is reached at [`SERVICE_URL`] through a NetworkPolicy that admits only
+/// the controllers and Prometheus; `config` is the config it is given.
+fn assert_deployment_probed_and_locked_down(objects: &[(PathBuf, Value)], config: &Config) {
     let deployment = &objects
         .iter()
         .find(|(_, d)| str_at(d, "/kind") == "Deployment")
@@ -848,7 +860,7 @@ fn deployment_is_probed_and_locked_down() {
     assert_eq!(service["spec"]["ports"][0]["port"], 8080);
     assert_eq!(container["ports"][0]["containerPort"], 8080);
     assert!(SERVICE_URL.starts_with("http://verdict.verdict.svc:8080"));
-    assert!(configmap_config().settings.listen.ends_with(":8080"));
+    assert!(config.settings.listen.ends_with(":8080"));
 
     // Ingress only from the controllers and Prometheus.
     let policy = &objects
@@ -933,4 +945,289 @@ fn overlays_render_with_kustomize() {
             assert_eq!(pod_labels.get(k), Some(v), "{overlay}: selector {k}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Helm chart (k8s/helm/verdict), rendered by Helm's own engine.
+
+const CHART: &str = "k8s/helm/verdict";
+
+/// Renders the chart as `helm template verdict CHART -n verdict -f ...`
+/// would, through `scripts/helm_template.py` (Helm's Go SDK from PyPI's
+/// helm-python-sdk, installed by `scripts/install-test-deps.sh`): values
+/// merged over the defaults, checked against `values.schema.json`, then
+/// every template rendered. `Err` carries Helm's message.
+fn helm_template(values: &[PathBuf]) -> Result<Vec<(PathBuf, Value)>, String> {
+    let mut command = std::process::Command::new("python3");
+    command
+        .arg(repo().join("scripts/helm_template.py"))
+        .arg(repo().join(CHART))
+        .args(["--name", "verdict", "--namespace", "verdict"]);
+    for file in values {
+        command.arg("-f").arg(file);
+    }
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("python3 (needed to render the Helm chart): {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    match out.status.code() {
+        Some(0) => {}
+        // Not a property of the chart: the engine is missing. Fail loudly.
+        Some(3) => panic!("{stderr}"),
+        _ => return Err(stderr),
+    }
+    let text = String::from_utf8(out.stdout).expect("UTF-8 manifests");
+    let mut objects = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let doc = Value::deserialize(doc).map_err(|e| format!("rendered YAML: {e}"))?;
+        if !doc.is_null() {
+            let source = PathBuf::from(CHART).join(id(&doc));
+            objects.push((source, doc));
+        }
+    }
+    Ok(objects)
+}
+
+/// The values files shipped beside the chart's defaults.
+fn chart_values_files() -> Vec<PathBuf> {
+    let files: Vec<PathBuf> = files(&repo().join(CHART), &["yaml"])
+        .into_iter()
+        .filter(|f| {
+            f.parent() == Some(repo().join(CHART).as_path())
+                && f.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("values-"))
+        })
+        .collect();
+    let names: BTreeSet<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["values-postgres.yaml".into(), "values-sqlite.yaml".into()])
+    );
+    files
+}
+
+fn object<'a>(objects: &'a [(PathBuf, Value)], kind: &str) -> Option<&'a Value> {
+    objects
+        .iter()
+        .map(|(_, d)| d)
+        .find(|d| str_at(d, "/kind") == kind)
+}
+
+/// The config in the rendered ConfigMap, loaded as the daemon loads it.
+fn rendered_config(objects: &[(PathBuf, Value)], what: &str) -> Config {
+    let text = object(objects, "ConfigMap")
+        .and_then(|d| d.pointer("/data/verdict.yaml"))
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{what}: no ConfigMap with data.verdict.yaml"));
+    config::load_str(Path::new("/etc/verdict/verdict.yaml"), text, Vec::new())
+        .unwrap_or_else(|e| panic!("{what}: rendered config: {e}"))
+}
+
+/// Every selector of the chart's Service, PodDisruptionBudget,
+/// NetworkPolicy, ServiceMonitor and spread constraints picks the
+/// Deployment's pods.
+fn assert_selectors_match_pods(objects: &[(PathBuf, Value)], what: &str) {
+    let deployment = object(objects, "Deployment").expect("Deployment");
+    let pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .expect("pod labels");
+    let mut selectors = vec![
+        ("Deployment", &deployment["spec"]["selector"]["matchLabels"]),
+        (
+            "Service",
+            &object(objects, "Service").expect("Service")["spec"]["selector"],
+        ),
+    ];
+    for (kind, pointer) in [
+        ("PodDisruptionBudget", "/spec/selector/matchLabels"),
+        ("NetworkPolicy", "/spec/podSelector/matchLabels"),
+        ("ServiceMonitor", "/spec/selector/matchLabels"),
+    ] {
+        let found = object(objects, kind).unwrap_or_else(|| panic!("{what}: no {kind}"));
+        selectors.push((kind, found.pointer(pointer).expect("selector")));
+    }
+    for constraint in deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        selectors.push((
+            "topologySpreadConstraints",
+            &constraint["labelSelector"]["matchLabels"],
+        ));
+    }
+    for (kind, selector) in selectors {
+        let selector = selector
+            .as_object()
+            .unwrap_or_else(|| panic!("{what}: {kind}: empty selector"));
+        assert!(!selector.is_empty(), "{what}: {kind}: empty selector");
+        for (k, v) in selector {
+            assert_eq!(
+                pod_labels.get(k),
+                Some(v),
+                "{what}: {kind} selects {k}={v}, pods lack it"
+            );
+        }
+    }
+    // The ServiceMonitor scrapes the Service's port by name.
+    let service_port = str_at(object(objects, "Service").unwrap(), "/spec/ports/0/name");
+    let monitor = object(objects, "ServiceMonitor").unwrap();
+    assert_eq!(str_at(monitor, "/spec/endpoints/0/port"), service_port);
+    assert_eq!(str_at(monitor, "/spec/endpoints/0/path"), "/metrics");
+}
+
+#[test]
+fn helm_chart_renders_every_values_file_into_the_base_objects() {
+    let base_config = configmap_config();
+    let mut renders = vec![("values.yaml (defaults)".to_string(), Vec::new())];
+    for file in chart_values_files() {
+        renders.push((file.display().to_string(), vec![file]));
+    }
+    for (what, values) in renders {
+        let objects = helm_template(&values).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let kinds: BTreeSet<&str> = objects.iter().map(|(_, d)| str_at(d, "/kind")).collect();
+        for kind in [
+            "ServiceAccount",
+            "ConfigMap",
+            "Deployment",
+            "Service",
+            "ServiceMonitor",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
+        ] {
+            assert!(kinds.contains(kind), "{what}: no {kind}");
+        }
+        for (_, doc) in &objects {
+            assert!(
+                !str_at(doc, "/apiVersion").is_empty(),
+                "{what}: {}: no apiVersion",
+                id(doc)
+            );
+            assert!(
+                !str_at(doc, "/metadata/name").is_empty(),
+                "{what}: {}: no name",
+                id(doc)
+            );
+            assert_eq!(
+                str_at(doc, "/metadata/namespace"),
+                "verdict",
+                "{what}: {}",
+                id(doc)
+            );
+        }
+        let config = rendered_config(&objects, &what);
+        // The same checks as k8s/base: probes, lock-down, mounts, Service URL,
+        // NetworkPolicy.
+        assert_deployment_probed_and_locked_down(&objects, &config);
+        assert_selectors_match_pods(&objects, &what);
+        // values.yaml carries the kustomize ConfigMap's config.
+        assert_eq!(
+            format!("{:?}", config.settings.analyses),
+            format!("{:?}", base_config.settings.analyses),
+            "{what}: the chart's analyses differ from k8s/base/configmap.yaml"
+        );
+        assert_eq!(
+            config.settings.prometheus.url,
+            base_config.settings.prometheus.url
+        );
+    }
+}
+
+#[test]
+fn helm_chart_sqlite_and_postgres_values_shape_the_deployment() {
+    let chart = repo().join(CHART);
+    let sqlite = helm_template(&[chart.join("values-sqlite.yaml")]).expect("sqlite values");
+    let deployment = object(&sqlite, "Deployment").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    // A ReadWriteOnce volume cannot roll: the old pod must go first.
+    assert_eq!(str_at(deployment, "/spec/strategy/type"), "Recreate");
+    let claim = object(&sqlite, "PersistentVolumeClaim").expect("sqlite: a PersistentVolumeClaim");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let data = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v.get("persistentVolumeClaim").is_some())
+        .expect("sqlite: a volume from the claim");
+    assert_eq!(
+        str_at(data, "/persistentVolumeClaim/claimName"),
+        str_at(claim, "/metadata/name")
+    );
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| str_at(m, "/name") == str_at(data, "/name"))
+        .expect("sqlite: the claim is mounted");
+    assert_eq!(str_at(mount, "/mountPath"), "/var/lib/verdict");
+    assert_ne!(
+        mount["readOnly"],
+        Value::Bool(true),
+        "the store must be writable"
+    );
+    assert_eq!(
+        object(&sqlite, "PodDisruptionBudget").unwrap()["spec"]["minAvailable"],
+        1
+    );
+
+    let postgres = helm_template(&[chart.join("values-postgres.yaml")]).expect("postgres values");
+    assert!(object(&postgres, "PersistentVolumeClaim").is_none());
+    let deployment = object(&postgres, "Deployment").unwrap();
+    let replicas = deployment["spec"]["replicas"].as_u64().expect("replicas");
+    assert!(replicas >= 2, "postgres: {replicas} replicas");
+    let pdb = object(&postgres, "PodDisruptionBudget").unwrap();
+    let min_available = pdb["spec"]["minAvailable"].as_u64().expect("minAvailable");
+    assert!(
+        min_available < replicas,
+        "postgres: a PDB of {min_available} of {replicas} replicas blocks every drain"
+    );
+    assert_ne!(str_at(deployment, "/spec/strategy/type"), "Recreate");
+    // The URL comes from a Secret, never from values or the ConfigMap.
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let url = env
+        .iter()
+        .find(|e| e.pointer("/valueFrom/secretKeyRef").is_some())
+        .expect("postgres: an env variable from a Secret");
+    assert!(str_at(url, "/name").starts_with("VERDICT_"));
+    assert_eq!(
+        str_at(url, "/valueFrom/secretKeyRef/name"),
+        "verdict-postgres"
+    );
+    assert_eq!(str_at(url, "/valueFrom/secretKeyRef/key"), "url");
+    let configmap = serde_json::to_string(object(&postgres, "ConfigMap").unwrap()).unwrap();
+    assert!(
+        !configmap.contains("postgres://"),
+        "a database URL in the ConfigMap"
+    );
+}
+
+#[test]
+fn helm_chart_refuses_bad_values() {
+    let dir = std::env::temp_dir().join(format!("verdict-chart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, values, expected) in [
+        // values.schema.json: unknown keys and wrong types.
+        ("typo", "replicaCont: 2\n", "replicaCont"),
+        ("type", "replicaCount: \"3\"\n", "replicaCount"),
+        ("secret", "postgresUrl: {secretName: db}\n", "postgresUrl"),
+        // The template's own guard: the container port and config.listen agree.
+        ("port", "containerPort: 9090\n", "containerPort 9090"),
+    ] {
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, values).unwrap();
+        match helm_template(&[file]) {
+            Ok(_) => panic!("{name}: rendered {values:?}"),
+            Err(message) => assert!(
+                message.contains(expected),
+                "{name}: message does not name {expected:?}: {message}"
+            ),
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
