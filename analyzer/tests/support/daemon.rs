@@ -11,6 +11,10 @@
 //! daemon's clock ([`verdict::api::Clock`]) is pinned to a time the test
 //! chooses, in seconds after `base_time()`, and moved with [`Daemon::at`].
 //! Everything else is the production code path.
+//!
+//! Tests whose data is live (a Prometheus scraping real services while the
+//! test runs) use [`Daemon::start_on_wall_clock`] instead: the clock of
+//! `verdict serve`.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
@@ -27,8 +31,8 @@ pub struct Daemon {
     /// Base URL, e.g. `http://127.0.0.1:41235`.
     pub url: String,
     pub engine: Arc<Engine>,
-    /// The clock, as `f64` bits of unix seconds.
-    clock: Arc<AtomicU64>,
+    /// The pinned clock, as `f64` bits of unix seconds; `None` on the wall clock.
+    clock: Option<Arc<AtomicU64>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     client: reqwest::Client,
 }
@@ -51,6 +55,17 @@ impl Daemon {
     /// Starts Verdict on `config_yaml` (a whole config file) with its clock
     /// at `base_time() + at` seconds. Panics if the config is refused.
     pub async fn start(config_yaml: &str, at: f64) -> Daemon {
+        Self::start_with_clock(config_yaml, Some(base_time() as f64 + at)).await
+    }
+
+    /// Starts Verdict on `config_yaml` on the wall clock, exactly as
+    /// `verdict serve` runs. [`Daemon::at`] panics on such a daemon.
+    pub async fn start_on_wall_clock(config_yaml: &str) -> Daemon {
+        Self::start_with_clock(config_yaml, None).await
+    }
+
+    /// Pinned at `pinned` unix seconds, or on the wall clock for `None`.
+    async fn start_with_clock(config_yaml: &str, pinned: Option<f64>) -> Daemon {
         let config = verdict::config::load_str(
             std::path::Path::new("verdict-test.yaml"),
             config_yaml,
@@ -63,11 +78,17 @@ impl Daemon {
             source.clone(),
             Arc::new(Telemetry::new()),
         ));
-        let clock = Arc::new(AtomicU64::new((base_time() as f64 + at).to_bits()));
-        let reading = clock.clone();
-        let state = AppState::new(engine.clone(), source).with_clock(Arc::new(move || {
-            f64::from_bits(reading.load(Ordering::SeqCst))
-        }));
+        let clock = pinned.map(|t| Arc::new(AtomicU64::new(t.to_bits())));
+        let state = AppState::new(engine.clone(), source);
+        let state = match &clock {
+            Some(clock) => {
+                let reading = clock.clone();
+                state.with_clock(Arc::new(move || {
+                    f64::from_bits(reading.load(Ordering::SeqCst))
+                }))
+            }
+            None => state,
+        };
         let app = api::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -100,6 +121,8 @@ impl Daemon {
     /// Sets the clock to `base_time() + at` seconds.
     pub fn at(&self, at: f64) {
         self.clock
+            .as_ref()
+            .expect("Daemon::at on a daemon running on the wall clock")
             .store((base_time() as f64 + at).to_bits(), Ordering::SeqCst);
     }
 
