@@ -221,7 +221,11 @@ impl Report {
                         .status
                         .map_or("timeout/error".to_string(), |s| s.to_string());
                     let verdict = c.detail.split(':').next().unwrap_or("");
-                    format!("{} {status} ({verdict})", c.hook.as_str())
+                    format!(
+                        "{} {status} ({verdict}, {} ms)",
+                        c.hook.as_str(),
+                        c.took.as_millis()
+                    )
                 })
                 .collect();
             out.push_str(&format!(

@@ -125,11 +125,6 @@ impl LoadGenerator {
         })
     }
 
-    /// The counts so far.
-    pub fn stats_so_far(&self) -> (ArmStats, ArmStats) {
-        (self.baseline.snapshot(), self.canary.snapshot())
-    }
-
     /// Stops sending, lets requests in flight finish (up to their timeout)
     /// and returns the totals.
     pub async fn stop(self) -> LoadStats {
