@@ -394,6 +394,9 @@ impl Rollout {
         } else {
             HookType::Rollout
         };
+        if check == HookType::PreRollout {
+            self.event("Normal", format!("Starting canary analysis for {target}"));
+        }
         if !self.gate(check, tick).await {
             self.failed_checks += 1;
             let why = tick
