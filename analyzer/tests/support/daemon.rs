@@ -31,8 +31,10 @@ pub struct Daemon {
     /// Base URL, e.g. `http://127.0.0.1:41235`.
     pub url: String,
     pub engine: Arc<Engine>,
-    /// The pinned clock, as `f64` bits of unix seconds; `None` on the wall clock.
-    clock: Option<Arc<AtomicU64>>,
+    /// The clock, as `f64` bits of unix seconds.
+    clock: Arc<AtomicU64>,
+    /// Serving on the wall clock: `clock` is unused.
+    wall_clock: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     client: reqwest::Client,
 }
@@ -55,17 +57,17 @@ impl Daemon {
     /// Starts Verdict on `config_yaml` (a whole config file) with its clock
     /// at `base_time() + at` seconds. Panics if the config is refused.
     pub async fn start(config_yaml: &str, at: f64) -> Daemon {
-        Self::start_with_clock(config_yaml, Some(base_time() as f64 + at)).await
+        Self::start_with_clock(config_yaml, at, false).await
     }
 
     /// Starts Verdict on `config_yaml` on the wall clock, exactly as
     /// `verdict serve` runs. [`Daemon::at`] panics on such a daemon.
     pub async fn start_on_wall_clock(config_yaml: &str) -> Daemon {
-        Self::start_with_clock(config_yaml, None).await
+        Self::start_with_clock(config_yaml, 0.0, true).await
     }
 
-    /// Pinned at `pinned` unix seconds, or on the wall clock for `None`.
-    async fn start_with_clock(config_yaml: &str, pinned: Option<f64>) -> Daemon {
+    /// The pinned clock at `base_time() + at`, or the wall clock if `wall_clock`.
+    async fn start_with_clock(config_yaml: &str, at: f64, wall_clock: bool) -> Daemon {
         let config = verdict::config::load_str(
             std::path::Path::new("verdict-test.yaml"),
             config_yaml,
@@ -78,16 +80,15 @@ impl Daemon {
             source.clone(),
             Arc::new(Telemetry::new()),
         ));
-        let clock = pinned.map(|t| Arc::new(AtomicU64::new(t.to_bits())));
+        let clock = Arc::new(AtomicU64::new((base_time() as f64 + at).to_bits()));
+        let reading = clock.clone();
         let state = AppState::new(engine.clone(), source);
-        let state = match &clock {
-            Some(clock) => {
-                let reading = clock.clone();
-                state.with_clock(Arc::new(move || {
-                    f64::from_bits(reading.load(Ordering::SeqCst))
-                }))
-            }
-            None => state,
+        let state = if wall_clock {
+            state
+        } else {
+            state.with_clock(Arc::new(move || {
+                f64::from_bits(reading.load(Ordering::SeqCst))
+            }))
         };
         let app = api::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -107,6 +108,7 @@ impl Daemon {
             url: format!("http://{addr}"),
             engine,
             clock,
+            wall_clock,
             shutdown: Some(tx),
             client: {
                 verdict::tls::install_crypto_provider();
@@ -120,9 +122,11 @@ impl Daemon {
 
     /// Sets the clock to `base_time() + at` seconds.
     pub fn at(&self, at: f64) {
+        assert!(
+            !self.wall_clock,
+            "Daemon::at on a daemon running on the wall clock"
+        );
         self.clock
-            .as_ref()
-            .expect("Daemon::at on a daemon running on the wall clock")
             .store((base_time() as f64 + at).to_bits(), Ordering::SeqCst);
     }
 
