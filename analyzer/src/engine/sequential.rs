@@ -184,6 +184,10 @@ pub fn judge_sequential(
     {
         *state = None; // the histogram's buckets changed: start over
     }
+    // This look starts a segment: the run's first look with data, or a new weight.
+    let starts_segment = state
+        .as_ref()
+        .is_none_or(|s| ctx.weight.is_some() && ctx.weight != s.weight);
     if state.is_none() {
         let rho0 = rho0_for(ctx.weight);
         match fresh(rho0) {
@@ -242,9 +246,13 @@ pub fn judge_sequential(
             return;
         }
     };
+    // A segment's first look cannot check the split: its increments reach
+    // back before the weight took effect (the lookback at the run's first
+    // look, the scrape lag behind every step), so they mix two splits.
     let split = s
         .srm
         .as_mut()
+        .filter(|_| !starts_segment)
         .and_then(|srm| srm.observe(&[ci.iter().sum(), bi.iter().sum()]).ok());
     let interval = s.non_inferiority.as_mut().and_then(|seq| {
         let mask = tracked_buckets(metric, canary)?;

@@ -163,8 +163,11 @@ async fn a_broken_traffic_split_blocks_promotion() {
         "{:?}",
         look.metrics[0]
     );
-    // The weight says 5 % but the canary gets half the requests.
-    let look = e.look(at("split", 600.0, 5.0)).await.unwrap();
+    // The weight says 5 % but the canary gets half the requests: seen from
+    // the segment's second look (the first one's increments reach back
+    // before the weight took effect, so it does not judge the split).
+    e.look(at("split", 600.0, 5.0)).await.unwrap();
+    let look = e.look(at("split", 900.0, 5.0)).await.unwrap();
     let m = &look.metrics[0];
     assert_eq!(m.classification.verdict_name(), "error", "{m:?}");
     assert!(m.reason.contains("traffic split mismatch"), "{}", m.reason);
@@ -172,6 +175,38 @@ async fn a_broken_traffic_split_blocks_promotion() {
         look.decision.action,
         verdict_judges::decision::Action::Promote
     );
+}
+
+#[tokio::test]
+async fn a_segments_first_look_does_not_judge_the_split_it_straddles() {
+    // The canary gets traffic from t = 600 at weight 50 (half of 100/s);
+    // before, the primary had it all. The first look at weight 50 reaches
+    // back over the lookback into the weight-0 traffic: 25 % canary share.
+    let ramp = |rate_before: f64, rate_after: f64| {
+        series(0.0, 1e4, move |t| {
+            (rate_before * t.min(600.0) + rate_after * (t - 600.0).max(0.0)).floor()
+        })
+    };
+    let mut source = MemorySource::new();
+    source.insert(r#"err{arm="canary"}"#, ramp(0.0, 0.5));
+    source.insert(r#"req{arm="canary"}"#, ramp(0.0, 50.0));
+    source.insert(r#"err{arm="primary"}"#, ramp(1.0, 0.5));
+    source.insert(r#"req{arm="primary"}"#, ramp(100.0, 50.0));
+    let config = load_str(Path::new("t.yaml"), COUNTER_CONFIG, Vec::new()).unwrap();
+    let e = Engine::new(
+        config.analyses,
+        Arc::new(source),
+        Arc::new(Telemetry::new()),
+    );
+    let at = |now: f64| LookRequest {
+        weight: Some(50.0),
+        ..request("step", now)
+    };
+    for now in [630.0, 690.0, 750.0] {
+        let look = e.look(at(now)).await.unwrap();
+        let m = &look.metrics[0];
+        assert_eq!(m.classification.verdict_name(), "pass", "at {now}: {m:?}");
+    }
 }
 
 #[tokio::test]

@@ -11,6 +11,10 @@
 //! daemon's clock ([`verdict::api::Clock`]) is pinned to a time the test
 //! chooses, in seconds after `base_time()`, and moved with [`Daemon::at`].
 //! Everything else is the production code path.
+//!
+//! Tests whose data is live (a Prometheus scraping real services while the
+//! test runs) use [`Daemon::start_on_wall_clock`] instead: the clock of
+//! `verdict serve`.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
@@ -29,6 +33,8 @@ pub struct Daemon {
     pub engine: Arc<Engine>,
     /// The clock, as `f64` bits of unix seconds.
     clock: Arc<AtomicU64>,
+    /// Serving on the wall clock: `clock` is unused.
+    wall_clock: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     client: reqwest::Client,
 }
@@ -51,6 +57,17 @@ impl Daemon {
     /// Starts Verdict on `config_yaml` (a whole config file) with its clock
     /// at `base_time() + at` seconds. Panics if the config is refused.
     pub async fn start(config_yaml: &str, at: f64) -> Daemon {
+        Self::start_with_clock(config_yaml, at, false).await
+    }
+
+    /// Starts Verdict on `config_yaml` on the wall clock, exactly as
+    /// `verdict serve` runs. [`Daemon::at`] panics on such a daemon.
+    pub async fn start_on_wall_clock(config_yaml: &str) -> Daemon {
+        Self::start_with_clock(config_yaml, 0.0, true).await
+    }
+
+    /// The pinned clock at `base_time() + at`, or the wall clock if `wall_clock`.
+    async fn start_with_clock(config_yaml: &str, at: f64, wall_clock: bool) -> Daemon {
         let config = verdict::config::load_str(
             std::path::Path::new("verdict-test.yaml"),
             config_yaml,
@@ -65,9 +82,14 @@ impl Daemon {
         ));
         let clock = Arc::new(AtomicU64::new((base_time() as f64 + at).to_bits()));
         let reading = clock.clone();
-        let state = AppState::new(engine.clone(), source).with_clock(Arc::new(move || {
-            f64::from_bits(reading.load(Ordering::SeqCst))
-        }));
+        let state = AppState::new(engine.clone(), source);
+        let state = if wall_clock {
+            state
+        } else {
+            state.with_clock(Arc::new(move || {
+                f64::from_bits(reading.load(Ordering::SeqCst))
+            }))
+        };
         let app = api::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -86,6 +108,7 @@ impl Daemon {
             url: format!("http://{addr}"),
             engine,
             clock,
+            wall_clock,
             shutdown: Some(tx),
             client: {
                 verdict::tls::install_crypto_provider();
@@ -99,6 +122,10 @@ impl Daemon {
 
     /// Sets the clock to `base_time() + at` seconds.
     pub fn at(&self, at: f64) {
+        assert!(
+            !self.wall_clock,
+            "Daemon::at on a daemon running on the wall clock"
+        );
         self.clock
             .store((base_time() as f64 + at).to_bits(), Ordering::SeqCst);
     }

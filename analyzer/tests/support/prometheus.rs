@@ -17,6 +17,11 @@
 //! * tests run in parallel, so every server has its own port (chosen at run
 //!   time, retried if another process grabs it first) and its own directory.
 //!
+//! For end-to-end tests whose data is produced live,
+//! [`PrometheusServer::start_scraping`] starts a server that scrapes
+//! loopback targets from a generated config instead; the port and
+//! directory handling are the same.
+//!
 //! `prometheus` and `promtool` must be on PATH: run
 //! `scripts/install-test-deps.sh`.
 
@@ -66,15 +71,9 @@ impl PrometheusServer {
     /// on it; returns once `/-/ready` answers 200. Panics with the reason (and
     /// the server's log) if anything fails.
     pub fn start_with_openmetrics(text: &str) -> PrometheusServer {
-        let prometheus = find_on_path("prometheus");
         let promtool = find_on_path("promtool");
-        let tempdir = tempfile::Builder::new()
-            .prefix("verdict-prometheus-")
-            .tempdir()
-            .expect("create temporary directory");
+        let (tempdir, data_dir) = work_dir();
         let dir = tempdir.path();
-        let data_dir = dir.join("data");
-        std::fs::create_dir(&data_dir).expect("create data directory");
 
         // promtool rejects an input without samples; an empty server is fine.
         if text.lines().any(|l| !l.is_empty() && !l.starts_with('#')) {
@@ -101,7 +100,28 @@ impl PrometheusServer {
         // the TSDB, so results are deterministic.
         let config = dir.join("prometheus.yml");
         std::fs::write(&config, "global:\n  evaluation_interval: 1h\n").expect("write config");
+        Self::serve(tempdir, &config, &data_dir)
+    }
 
+    /// Starts a server that scrapes `targets` live every `interval` (for
+    /// end-to-end tests whose data is produced while the test runs); returns
+    /// once `/-/ready` answers 200. Each target's `labels` are attached to
+    /// every series scraped from it, as a Kubernetes service discovery
+    /// would attach `app` and `namespace`.
+    pub fn start_scraping(targets: &[ScrapeTarget], interval: Duration) -> PrometheusServer {
+        let (tempdir, data_dir) = work_dir();
+        let dir = tempdir.path();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(&config, scrape_config(targets, interval)).expect("write config");
+        Self::serve(tempdir, &config, &data_dir)
+    }
+
+    /// Runs `prometheus` on `config` and `data_dir` (inside `tempdir`, which
+    /// the server keeps) on a free port, retrying when another process took
+    /// the port first.
+    fn serve(tempdir: tempfile::TempDir, config: &Path, data_dir: &Path) -> PrometheusServer {
+        let prometheus = find_on_path("prometheus");
+        let dir = tempdir.path();
         let log_path = dir.join("prometheus.log");
         for attempt in 1..=PORT_ATTEMPTS {
             let port = free_port();
@@ -123,7 +143,7 @@ impl PrometheusServer {
                 .spawn()
                 .unwrap_or_else(|e| panic!("start {}: {e}", prometheus.display()));
 
-            match wait_ready(&mut child, addr, &data_dir, &log_path) {
+            match wait_ready(&mut child, addr, data_dir, &log_path) {
                 Ok(()) => {
                     return PrometheusServer {
                         url: format!("http://{addr}"),
@@ -168,6 +188,48 @@ impl Drop for PrometheusServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A fresh temporary directory for one server, with its empty `data`
+/// directory inside.
+fn work_dir() -> (tempfile::TempDir, PathBuf) {
+    let tempdir = tempfile::Builder::new()
+        .prefix("verdict-prometheus-")
+        .tempdir()
+        .expect("create temporary directory");
+    let data_dir = tempdir.path().join("data");
+    std::fs::create_dir(&data_dir).expect("create data directory");
+    (tempdir, data_dir)
+}
+
+/// One scrape target of [`PrometheusServer::start_scraping`].
+#[derive(Debug, Clone)]
+pub struct ScrapeTarget {
+    /// `host:port`, e.g. `127.0.0.1:41236`; `/metrics` is scraped.
+    pub address: String,
+    /// Labels attached to every series of the target (e.g. `app`, `namespace`).
+    pub labels: Vec<(String, String)>,
+}
+
+/// A config scraping `targets` every `interval` (whole milliseconds, the
+/// finest Prometheus duration), one job per target so each keeps its labels.
+fn scrape_config(targets: &[ScrapeTarget], interval: Duration) -> String {
+    let ms = interval.as_millis().max(1);
+    let mut out = format!(
+        "global:\n  scrape_interval: {ms}ms\n  scrape_timeout: {ms}ms\n  evaluation_interval: 1h\nscrape_configs:\n"
+    );
+    for (i, target) in targets.iter().enumerate() {
+        let _ = writeln!(out, "  - job_name: target-{i}");
+        let _ = writeln!(out, "    static_configs:");
+        let _ = writeln!(out, "      - targets: ['{}']", target.address);
+        if !target.labels.is_empty() {
+            let _ = writeln!(out, "        labels:");
+            for (k, v) in &target.labels {
+                let _ = writeln!(out, "          {k}: '{}'", v.replace('\'', "''"));
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug)]

@@ -1,0 +1,591 @@
+//! End-to-end rollouts on this machine, no cluster: real services, a real
+//! Prometheus, a real Verdict, and a controller playing Flagger.
+//!
+//! Per scenario, a baseline (`<name>-primary`) and a canary
+//! (`<name>-canary`) build of `e2e-app` serve `/predict`; a load generator
+//! sends them a steady `RATE` requests per second split by the canary
+//! weight; one Prometheus scrapes every service each second; Verdict serves
+//! the production router (in-process, on the wall clock, exactly as
+//! `verdict serve`) with an analysis of three sequential judges (errors,
+//! latency histogram, model accuracy); and [`Rollout`] plays Flagger across
+//! the steps 5 → 25 → 50 → 100 with an analysis interval of `INTERVAL`,
+//! calling every webhook type Verdict serves. The scenarios run
+//! concurrently:
+//!
+//! * `healthy`: the canary is the baseline's build; it must be promoted
+//!   with no failed check, and every webhook must have been answered.
+//! * `errors`, `latency`, `accuracy`: the canary is healthy until, half an
+//!   interval after it reaches 25 %, the test switches on its fault (30 %
+//!   injected 500s; +60 ms on every request; 60 % of correct answers made
+//!   wrong). It must be rolled back by Verdict's `rollback` webhook, never
+//!   before the fault, with the regressed metric named in the reason, and
+//!   within one analysis interval of the regression becoming detectable.
+//!
+//! # "Detectable"
+//!
+//! The regression is *detectable* at the earliest time `T_d` at which
+//! Verdict's own judges, given everything Prometheus had scraped by then,
+//! abort. It is found by an oracle: after the rollout, a second Verdict
+//! engine with the same analysis replays the run against the same
+//! Prometheus, looking every second (the scrape interval, the finest
+//! resolution the data has) from the run's first look, with the canary
+//! weight that was in force at each second. The live rollout only looks
+//! once per analysis interval, so the best it can do is the first tick at
+//! or after `T_d`: the test asserts that the rollback tick started no later
+//! than `T_d + INTERVAL`, plus one scrape interval of tolerance (a scrape
+//! stamped just before a look may be committed just after it, and ticks
+//! drift by their own duration). The oracle is Verdict itself rather than
+//! a second implementation of the statistics, so the assertion is about
+//! the rollout machinery (webhooks, the rollback hook, run state, windows,
+//! scrape lag) losing no time, not about the judges' power, which the
+//! simulation in `docs/statistics.md` measures.
+//!
+//! Processes are killed when the test ends, also on failure (guards'
+//! `Drop`), and `e2e-app` exits by itself when the test process dies
+//! (its stdin closes). Ports are chosen free at run time; everything is on
+//! 127.0.0.1. `prometheus` must be on PATH (`scripts/install-test-deps.sh`).
+
+#[path = "../../../analyzer/tests/support/daemon.rs"]
+mod daemon;
+#[path = "../../../analyzer/tests/support/prometheus.rs"]
+mod prometheus;
+
+use daemon::Daemon;
+use prometheus::{PrometheusServer, ScrapeTarget};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use verdict::api::flagger::FlaggerWebhook;
+use verdict::engine::LookRequest;
+use verdict_e2e::flagger::{Canary, HookType, Phase, Report, RollbackCause, Rollout, Webhook};
+use verdict_e2e::load::{CanaryWeight, LoadConfig, LoadGenerator, LoadStats};
+use verdict_judges::decision::Action;
+
+/// Flagger's analysis interval (real Flagger's minimum is 10 s; the
+/// analysis below is tuned for seconds).
+const INTERVAL: Duration = Duration::from_secs(4);
+/// Prometheus' scrape interval.
+const SCRAPE: Duration = Duration::from_secs(1);
+/// Requests per second per scenario, both arms together.
+const RATE: f64 = 200.0;
+/// Webhook timeout: the rollback and rollout hooks of one tick fit in the interval.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(3);
+const NAMESPACE: &str = "e2e";
+const ANALYSIS: &str = "e2e";
+const CHECKSUM: &str = "85d557f47b";
+const STEPS: [u32; 4] = [5, 25, 50, 100];
+/// The canary weight at which a regressing canary's fault is switched on
+/// (half an interval later).
+const REGRESS_AT_WEIGHT: u32 = 25;
+
+/// Verdict's config: one analysis for short intervals. `step: 1s` matches
+/// the scrape interval; `lookback` covers the interval before the first
+/// look; the dedup window joins the rollback and rollout hooks of one tick
+/// into one look; `min_data` makes promotion wait for a few hundred
+/// requests per arm and three intervals.
+const VERDICT_CONFIG: &str = r#"
+prometheus:
+  url: PROMETHEUS_URL
+  timeout: 2s
+  retries: 1
+analyses:
+  e2e:
+    description: End-to-end rollout test of the e2e-app service.
+    lookback: 5s
+    step: 1s
+    dedup_window: 500ms
+    alpha: 0.05
+    min_data: {requests: 300, duration: 12s}
+    metrics:
+      - name: errors
+        kind: counter
+        judge: sequential
+        critical: true
+        canary:
+          errors: 'sum(http_requests_total{namespace="{{namespace}}",app="{{name}}-canary",code=~"5.."})'
+          total: 'sum(http_requests_total{namespace="{{namespace}}",app="{{name}}-canary"})'
+        baseline:
+          errors: 'sum(http_requests_total{namespace="{{namespace}}",app="{{name}}-primary",code=~"5.."})'
+          total: 'sum(http_requests_total{namespace="{{namespace}}",app="{{name}}-primary"})'
+      - name: latency
+        kind: histogram
+        judge: sequential
+        critical: true
+        slow_above: 0.025
+        canary: 'sum by (le) (http_request_duration_seconds_bucket{namespace="{{namespace}}",app="{{name}}-canary"})'
+        baseline: 'sum by (le) (http_request_duration_seconds_bucket{namespace="{{namespace}}",app="{{name}}-primary"})'
+      - name: accuracy
+        kind: counter
+        judge: sequential
+        critical: true
+        canary:
+          errors: 'sum(model_predictions_scored_total{namespace="{{namespace}}",app="{{name}}-canary",correct="false"})'
+          total: 'sum(model_predictions_scored_total{namespace="{{namespace}}",app="{{name}}-canary"})'
+        baseline:
+          errors: 'sum(model_predictions_scored_total{namespace="{{namespace}}",app="{{name}}-primary",correct="false"})'
+          total: 'sum(model_predictions_scored_total{namespace="{{namespace}}",app="{{name}}-primary"})'
+"#;
+
+/// One rollout to run.
+struct Scenario {
+    /// The Canary's name (the services are `<name>-primary`, `<name>-canary`).
+    name: &'static str,
+    /// `e2e-app` fault flags of the canary build.
+    faults: &'static [&'static str],
+    /// For a regressing canary, the metric that must be named in the rollback.
+    regressed_metric: Option<&'static str>,
+}
+
+const SCENARIOS: [Scenario; 4] = [
+    Scenario {
+        name: "healthy",
+        faults: &[],
+        regressed_metric: None,
+    },
+    Scenario {
+        name: "errors",
+        faults: &["--error-rate", "0.3"],
+        regressed_metric: Some("errors"),
+    },
+    Scenario {
+        name: "latency",
+        faults: &["--extra-latency-ms", "60"],
+        regressed_metric: Some("latency"),
+    },
+    Scenario {
+        name: "accuracy",
+        faults: &["--wrong-rate", "0.6"],
+        regressed_metric: Some("accuracy"),
+    },
+];
+
+/// A running `e2e-app`, killed on drop. Its stdin stays open while the
+/// guard lives; the service exits by itself when it closes.
+struct Service {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    url: String,
+    /// `127.0.0.1:PORT`.
+    address: String,
+}
+
+impl Service {
+    fn start(seed: u64, faults: &[&str]) -> Service {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-app"))
+            .arg("--seed")
+            .arg(seed.to_string())
+            .args(faults)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start e2e-app");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read e2e-app's address");
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("e2e-app did not say where it listens: {line:?}"))
+            .to_string();
+        Service {
+            child,
+            url: format!("http://{address}"),
+            address,
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
+/// Writes to the real stderr, past the test harness' capture, so the
+/// timelines are in the CI log of a passing run too.
+fn log(text: &str) {
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// The Canary's webhooks, every type Verdict serves, all at Verdict.
+fn canary(name: &str, verdict: &str) -> Canary {
+    let hook = |kind: HookType, send_weight: bool| Webhook {
+        name: format!("verdict-{}", kind.as_str()),
+        hook: kind,
+        url: format!("{verdict}/v1/flagger/{ANALYSIS}/{}", kind.as_str()),
+        timeout: HOOK_TIMEOUT,
+        metadata: BTreeMap::new(),
+        send_weight,
+    };
+    Canary {
+        name: name.to_string(),
+        namespace: NAMESPACE.to_string(),
+        checksum: CHECKSUM.to_string(),
+        interval: INTERVAL,
+        threshold: 2,
+        step_weights: STEPS.to_vec(),
+        webhooks: vec![
+            hook(HookType::ConfirmRollout, false),
+            hook(HookType::PreRollout, true),
+            hook(HookType::Rollout, true),
+            hook(HookType::ConfirmPromotion, true),
+            hook(HookType::Rollback, true),
+            hook(HookType::PostRollout, false),
+            hook(HookType::Event, false),
+        ],
+        // Eight ticks promote a healthy canary; the rest is room for
+        // confirm-promotion to wait for evidence.
+        max_ticks: 16,
+    }
+}
+
+/// Switches `canary`'s faults on half an interval after the weight first
+/// reaches [`REGRESS_AT_WEIGHT`]; returns the time just before the switch
+/// (a lower bound of the regression's onset).
+async fn regress(weight: Arc<CanaryWeight>, canary: String) -> f64 {
+    while weight.get() < REGRESS_AT_WEIGHT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(INTERVAL / 2).await;
+    let onset = unix_now();
+    let answer = reqwest::Client::new()
+        .post(format!("{canary}/admin/faults"))
+        .send()
+        .await
+        .expect("switch the canary's faults on");
+    assert_eq!(answer.status().as_u16(), 200, "POST /admin/faults");
+    onset
+}
+
+/// What one scenario produced.
+struct Outcome {
+    report: Report,
+    /// When the fault was switched on (regressing scenarios).
+    onset: Option<f64>,
+    load: LoadStats,
+}
+
+async fn run_scenario(
+    scenario: &Scenario,
+    services: &(Service, Service),
+    verdict: &str,
+) -> Outcome {
+    let (baseline, canary) = services;
+    let weight = Arc::new(CanaryWeight::default());
+    let load = LoadGenerator::start(
+        LoadConfig {
+            baseline: baseline.url.clone(),
+            canary: canary.url.clone(),
+            rate: RATE,
+            timeout: Duration::from_secs(5),
+        },
+        weight.clone(),
+    )
+    .expect("load generator");
+    let trigger = scenario
+        .regressed_metric
+        .map(|_| tokio::spawn(regress(weight.clone(), canary.url.clone())));
+    let rollout = Rollout::new(self::canary(scenario.name, verdict), weight).expect("driver");
+    let report = rollout.run().await;
+    let onset = match trigger {
+        Some(task) if task.is_finished() => Some(task.await.expect("fault switch")),
+        Some(task) => {
+            task.abort();
+            None
+        }
+        None => None,
+    };
+    Outcome {
+        report,
+        onset,
+        load: load.stop().await,
+    }
+}
+
+/// The earliest second at which Verdict's judges, looking at every scrape,
+/// abort the run of `report` (see the module doc), and why; `None` if they
+/// never do up to `until`.
+async fn detectable_at(
+    oracle: &Daemon,
+    name: &str,
+    report: &Report,
+    until: f64,
+) -> Option<(f64, String)> {
+    let first_look = report
+        .ticks
+        .iter()
+        .find(|t| t.calls.iter().any(|c| c.hook == HookType::PreRollout))?
+        .at;
+    let mut k = 0u32;
+    loop {
+        let t = first_look + f64::from(k);
+        if t > until {
+            return None;
+        }
+        let weight = report.weight_at(t);
+        let payload = FlaggerWebhook {
+            name: name.to_string(),
+            namespace: NAMESPACE.to_string(),
+            phase: "Progressing".into(),
+            checksum: CHECKSUM.into(),
+            metadata: BTreeMap::from([("weight".to_string(), weight.to_string())]),
+        };
+        let look = oracle
+            .engine
+            .look(LookRequest {
+                key: payload.key(),
+                analysis: ANALYSIS.into(),
+                vars: payload.vars(),
+                now: t,
+                weight: Some(f64::from(weight)),
+            })
+            .await
+            .expect("oracle look");
+        if look.decision.action == Action::Abort {
+            return Some((t, look.decision.summary()));
+        }
+        k += 1;
+    }
+}
+
+/// Waits until Prometheus has scraped every target successfully.
+async fn wait_scraped(prometheus: &PrometheusServer, targets: usize) {
+    verdict::tls::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let body: serde_json::Value = client
+            .get(format!("{}/api/v1/query", prometheus.url))
+            .query(&[("query", "count(up == 1)")])
+            .send()
+            .await
+            .expect("query Prometheus")
+            .json()
+            .await
+            .expect("Prometheus answers JSON");
+        let up = body["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        if up == targets {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Prometheus scraped {up} of {targets} targets after a minute:\n{}",
+            prometheus.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn describe_load(load: &LoadStats) -> String {
+    format!(
+        "load: {:.0} req/s; baseline {} sent, {} ok, {} 5xx, {} failed; canary {} sent, {} ok, {} 5xx, {} failed\n",
+        load.achieved_rate(),
+        load.baseline.sent,
+        load.baseline.ok,
+        load.baseline.server_errors,
+        load.baseline.failed,
+        load.canary.sent,
+        load.canary.ok,
+        load.canary.server_errors,
+        load.canary.failed,
+    )
+}
+
+fn check_healthy(outcome: &Outcome) {
+    let report = &outcome.report;
+    assert_eq!(
+        report.phase,
+        Phase::Succeeded,
+        "healthy canary not promoted:\n{}",
+        report.timeline()
+    );
+    assert_eq!(report.rollback, None);
+    let last = report.ticks.last().expect("ticks");
+    assert_eq!(
+        last.failed_checks,
+        0,
+        "Verdict failed a check of a healthy canary:\n{}",
+        report.timeline()
+    );
+    assert!(
+        report.weights.iter().any(|(_, w)| *w == 100),
+        "the canary never reached 100 %:\n{}",
+        report.timeline()
+    );
+    let promoted = report
+        .ticks
+        .iter()
+        .flat_map(|t| &t.calls)
+        .any(|c| c.hook == HookType::ConfirmPromotion && c.status == Some(200));
+    assert!(
+        promoted,
+        "confirm-promotion never answered 200:\n{}",
+        report.timeline()
+    );
+}
+
+async fn check_regressed(scenario: &Scenario, outcome: &Outcome, oracle: &Daemon) -> String {
+    let report = &outcome.report;
+    let metric = scenario.regressed_metric.expect("a regressing scenario");
+    let timeline = report.timeline();
+    assert_eq!(
+        report.phase,
+        Phase::Failed,
+        "regressed canary not rolled back:\n{timeline}"
+    );
+    let onset = outcome
+        .onset
+        .unwrap_or_else(|| panic!("the fault was never switched on:\n{timeline}"));
+    let (tick_number, cause) = report.rollback.clone().expect("a rollback tick");
+    assert_eq!(
+        cause,
+        RollbackCause::RollbackWebhook,
+        "the rollback should come from Verdict's rollback webhook:\n{timeline}"
+    );
+    let tick = report.tick(tick_number).expect("the rollback tick");
+    assert!(
+        tick.at > onset,
+        "rolled back at {:.1} before the fault at {onset:.1}:\n{timeline}",
+        tick.at
+    );
+    for earlier in report.ticks.iter().filter(|t| t.at < onset) {
+        assert_eq!(
+            earlier.failed_checks, 0,
+            "a check failed before the fault:\n{timeline}"
+        );
+    }
+    let rollback_call = tick
+        .calls
+        .iter()
+        .find(|c| c.hook == HookType::Rollback && c.passed())
+        .expect("the rollback call");
+    assert!(
+        rollback_call.detail.contains(metric),
+        "the rollback reason does not name {metric}: {}",
+        rollback_call.detail
+    );
+    let until = tick.at + INTERVAL.as_secs_f64();
+    let (detectable, why) = detectable_at(oracle, scenario.name, report, until)
+        .await
+        .unwrap_or_else(|| {
+            panic!("the oracle never aborted, yet the rollout was rolled back:\n{timeline}")
+        });
+    let late = tick.at - detectable;
+    let allowed = (INTERVAL + SCRAPE).as_secs_f64();
+    assert!(
+        late <= allowed,
+        "rolled back {late:.1} s after the regression became detectable (allowed {allowed:.1} s); \
+         detectable at +{:.1} s: {why}\n{timeline}",
+        detectable - report.ticks[0].at
+    );
+    format!(
+        "fault on at +{:.1} s; detectable at +{:.1} s (oracle: {why}); rolled back at +{:.1} s ({late:+.1} s)\n",
+        onset - report.ticks[0].at,
+        detectable - report.ticks[0].at,
+        tick.at - report.ticks[0].at,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn canaries_are_promoted_when_healthy_and_rolled_back_within_an_interval_of_detection() {
+    let services: Vec<(Service, Service)> = SCENARIOS
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (
+                Service::start(2 * i as u64 + 1, &[]),
+                Service::start(2 * i as u64 + 2, s.faults),
+            )
+        })
+        .collect();
+    let targets: Vec<ScrapeTarget> = SCENARIOS
+        .iter()
+        .zip(&services)
+        .flat_map(|(s, (baseline, canary))| {
+            [(baseline, "primary"), (canary, "canary")].map(|(service, track)| ScrapeTarget {
+                address: service.address.clone(),
+                labels: vec![
+                    ("namespace".into(), NAMESPACE.into()),
+                    ("app".into(), format!("{}-{track}", s.name)),
+                ],
+            })
+        })
+        .collect();
+    let prometheus = PrometheusServer::start_scraping(&targets, SCRAPE);
+    wait_scraped(&prometheus, targets.len()).await;
+    let config = VERDICT_CONFIG.replace("PROMETHEUS_URL", &prometheus.url);
+    let verdict = Daemon::start_on_wall_clock(&config).await;
+
+    let started = Instant::now();
+    let outcomes = futures_util::future::join_all(
+        SCENARIOS
+            .iter()
+            .zip(&services)
+            .map(|(s, svc)| run_scenario(s, svc, &verdict.url)),
+    )
+    .await;
+    log(&format!(
+        "\n=== end-to-end rollouts ({:.0} s) ===\n",
+        started.elapsed().as_secs_f64()
+    ));
+
+    // The oracle: the same analysis in a separate engine, on the same Prometheus.
+    let oracle = Daemon::start_on_wall_clock(&config).await;
+    let mut failures = Vec::new();
+    for (scenario, outcome) in SCENARIOS.iter().zip(&outcomes) {
+        log(&format!(
+            "\n{}{}",
+            outcome.report.timeline(),
+            describe_load(&outcome.load)
+        ));
+        for (message, call) in &outcome.report.events {
+            if !call.passed() {
+                failures.push(format!(
+                    "{}: event {message:?} answered {:?} {}",
+                    scenario.name, call.status, call.detail
+                ));
+            }
+        }
+        let checked = match scenario.regressed_metric {
+            None => std::panic::catch_unwind(|| check_healthy(outcome))
+                .map(|()| "promoted\n".to_string()),
+            Some(_) => {
+                let future = check_regressed(scenario, outcome, &oracle);
+                futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(future)).await
+            }
+        };
+        match checked {
+            Ok(summary) => log(&format!("{}: {summary}", scenario.name)),
+            Err(panic) => {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                failures.push(format!("{}: {text}", scenario.name));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} scenario(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
