@@ -26,6 +26,10 @@ pub struct NotificationSettings {
     /// dropped (logged and counted) rather than making a look wait.
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// Deliveries in flight at most, over all channels; when all are busy
+    /// (slow receivers), the worker takes nothing more off the queue.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
     #[serde(default)]
     pub channels: Vec<ChannelSettings>,
 }
@@ -34,6 +38,7 @@ impl Default for NotificationSettings {
     fn default() -> Self {
         NotificationSettings {
             queue: default_queue(),
+            max_in_flight: default_max_in_flight(),
             channels: Vec::new(),
         }
     }
@@ -97,6 +102,9 @@ pub struct ChannelSettings {
 
 fn default_queue() -> usize {
     256
+}
+fn default_max_in_flight() -> usize {
+    16
 }
 fn default_decisions() -> Vec<Action> {
     vec![Action::Abort, Action::Promote, Action::Inconclusive]
@@ -177,6 +185,7 @@ impl Channel {
 #[derive(Debug, Clone)]
 pub struct Notifications {
     pub queue: usize,
+    pub max_in_flight: usize,
     pub channels: Vec<Channel>,
 }
 
@@ -184,6 +193,7 @@ impl Default for Notifications {
     fn default() -> Self {
         Notifications {
             queue: default_queue(),
+            max_in_flight: default_max_in_flight(),
             channels: Vec::new(),
         }
     }
@@ -220,6 +230,12 @@ impl NotificationSettings {
         let mut errors = Vec::new();
         if self.queue == 0 {
             errors.push(field_error("notifications.queue", "must be at least 1"));
+        }
+        if self.max_in_flight == 0 {
+            errors.push(field_error(
+                "notifications.max_in_flight",
+                "must be at least 1",
+            ));
         }
         let mut names = BTreeSet::new();
         let mut channels = Vec::new();
@@ -338,6 +354,7 @@ impl NotificationSettings {
         if errors.is_empty() {
             Ok(Notifications {
                 queue: self.queue,
+                max_in_flight: self.max_in_flight,
                 channels,
             })
         } else {

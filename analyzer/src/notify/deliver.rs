@@ -9,7 +9,7 @@
 
 use super::config::{Channel, ChannelKind};
 use super::message::{slack_body, webhook_body};
-use super::{DeliveryOutcome, NotificationLog, Queued, MAX_DELIVERIES_IN_FLIGHT};
+use super::{DeliveryOutcome, NotificationLog, Queued};
 use crate::source::prometheus::{backoff_delay, error_chain, parse_retry_after, snippet};
 use crate::telemetry::Telemetry;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -19,15 +19,16 @@ use tokio::sync::{mpsc, Semaphore};
 
 /// Takes notifications off the queue until every sender is gone, and
 /// starts one delivery per wanting channel, at most
-/// [`MAX_DELIVERIES_IN_FLIGHT`] at once.
+/// `max_in_flight` at once.
 pub(super) async fn worker(
     mut queue: mpsc::Receiver<Queued>,
     channels: Arc<[Channel]>,
     client: reqwest::Client,
     log: Arc<dyn NotificationLog>,
     telemetry: Arc<Telemetry>,
+    max_in_flight: usize,
 ) {
-    let in_flight = Arc::new(Semaphore::new(MAX_DELIVERIES_IN_FLIGHT));
+    let in_flight = Arc::new(Semaphore::new(max_in_flight));
     while let Some(queued) = queue.recv().await {
         let decision = queued.notification.decision;
         for channel in channels.iter().filter(|c| c.wants(decision)) {

@@ -11,7 +11,7 @@
 //!
 //! A background worker ([`deliver`]) takes notifications off the queue and
 //! sends each to every channel that wants its decision, concurrently and up
-//! to a bound on deliveries in flight (when they are all busy the worker
+//! to a bound on deliveries in flight (`max_in_flight`) (when they are all busy the worker
 //! stops taking from the queue, and the queue's bound applies). Each
 //! delivery retries connection errors, timeouts, 5xx and 429 (honouring
 //! `Retry-After`) with exponential backoff and jitter, for a bounded number
@@ -41,9 +41,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
 use verdict_judges::decision::Action;
-
-/// Deliveries in flight at most, over all channels.
-pub const MAX_DELIVERIES_IN_FLIGHT: usize = 16;
 
 /// What became of one notification on one channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +153,7 @@ impl Notifier {
             client,
             log,
             telemetry.clone(),
+            notifications.max_in_flight.max(1),
         ));
         Ok(Arc::new(Notifier {
             channels,

@@ -104,6 +104,7 @@ fn secrets_are_read_from_files_relative_to_the_config() {
 #[test]
 fn every_mistake_is_reported_with_line_and_field() {
     let text = r#"  queue: 0
+  max_in_flight: 0
   channels:
     - name: oncall
       kind: slack
@@ -133,6 +134,7 @@ fn every_mistake_is_reported_with_line_and_field() {
     let shown = err.to_string();
     for expected in [
         "notifications.queue: must be at least 1",
+        "notifications.max_in_flight: must be at least 1",
         "notifications.channels[0].decisions: continue is not a notifiable decision",
         "notifications.channels[0].url_env: environment variable MISSING is not set",
         "notifications.channels[1].name: channel \"oncall\" is defined twice",
