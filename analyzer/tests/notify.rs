@@ -154,9 +154,10 @@ async fn receive(
 struct Outcomes(mpsc::UnboundedSender<DeliveryOutcome>);
 
 impl NotificationLog for Outcomes {
-    fn record(&self, outcome: &DeliveryOutcome) {
-        TracingLog.record(outcome);
+    fn record<'a>(&'a self, outcome: &'a DeliveryOutcome) -> verdict::source::BoxFuture<'a, ()> {
+        TracingLog.log(outcome);
         let _ = self.0.send(outcome.clone());
+        Box::pin(std::future::ready(()))
     }
 }
 
@@ -544,7 +545,7 @@ async fn a_full_queue_drops_the_notification_counts_it_and_tries_again_later() {
     let mut outcomes = s.outcomes;
     let look = look_without_notifications(slow, "x", 1000.0).await;
     let key = |run: &str| RunKey::Replay { name: run.into() };
-    s.notifier.offer("web", &key("a"), &look);
+    s.notifier.offer_for_run(Some(7), "web", &key("a"), &look);
     // "a" is being delivered and hangs: the one delivery slot is taken.
     assert_eq!(receiver.next().await.body["run"]["key"], "replay/a");
     // Two offers with no await between them: the worker cannot run, so
@@ -557,6 +558,9 @@ async fn a_full_queue_drops_the_notification_counts_it_and_tries_again_later() {
     for _ in 0..2 {
         let o = next_outcome(&mut outcomes).await;
         assert!(o.result.is_ok(), "{o:?}");
+        // The store's id of the run travels to the audit trail.
+        let expected_id = (o.run.to_string() == "replay/a").then_some(7);
+        assert_eq!(o.run_id, expected_id, "{o:?}");
         delivered.push(o.run.to_string());
     }
     assert_eq!(delivered, ["replay/a", "replay/b"]);

@@ -43,7 +43,7 @@ pub(super) async fn worker(
                 telemetry.clone(),
             );
             let notification = queued.notification.clone();
-            let queued_at = queued.queued_at;
+            let (queued_at, run_id) = (queued.queued_at, queued.run_id);
             tokio::spawn(async move {
                 let body = match channel.kind {
                     ChannelKind::Slack => slack_body(&notification),
@@ -59,15 +59,19 @@ pub(super) async fn worker(
                     .notification_seconds
                     .with_label_values(&[&channel.name, outcome])
                     .observe(queued_at.elapsed().as_secs_f64());
+                let finished_at = crate::api::now();
                 log.record(&DeliveryOutcome {
                     analysis: notification.analysis.clone(),
                     run: notification.run.clone(),
+                    run_id,
+                    finished_at,
                     look: notification.look,
                     channel: channel.name.clone(),
                     decision,
                     attempts,
                     result,
-                });
+                })
+                .await;
                 drop(permit);
             });
         }

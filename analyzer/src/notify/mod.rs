@@ -33,6 +33,7 @@ pub mod message;
 
 use crate::engine::run::{Look, RunKey};
 use crate::engine::RUN_IDLE_EVICTION_SECONDS;
+use crate::source::BoxFuture;
 use crate::telemetry::Telemetry;
 pub use config::{Channel, ChannelKind, Notifications, Secret};
 pub use message::Notification;
@@ -47,6 +48,11 @@ use verdict_judges::decision::Action;
 pub struct DeliveryOutcome {
     pub analysis: String,
     pub run: RunKey,
+    /// The run's id in the run store, when the engine gave one
+    /// ([`Notifier::offer_for_run`]).
+    pub run_id: Option<i64>,
+    /// When the delivery ended (unix seconds, wall clock).
+    pub finished_at: f64,
     /// The look whose decision was notified.
     pub look: usize,
     pub channel: String,
@@ -59,19 +65,21 @@ pub struct DeliveryOutcome {
 
 /// Where delivery outcomes are recorded: the audit trail.
 ///
-/// Called from the delivery task, once per notification and channel, after
-/// the last attempt. Implementations must not block for long (hand off to
-/// their own storage task if they do).
+/// Awaited by the delivery task (never by a look), once per notification
+/// and channel, after the last attempt; while it runs, the delivery still
+/// holds its `max_in_flight` slot, so a slow audit trail slows deliveries,
+/// not decisions.
 pub trait NotificationLog: Send + Sync {
-    fn record(&self, outcome: &DeliveryOutcome);
+    fn record<'a>(&'a self, outcome: &'a DeliveryOutcome) -> BoxFuture<'a, ()>;
 }
 
 /// Records outcomes in the log only (no persistent audit trail).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TracingLog;
 
-impl NotificationLog for TracingLog {
-    fn record(&self, o: &DeliveryOutcome) {
+impl TracingLog {
+    /// Logs one outcome: info when delivered, warn when not.
+    pub fn log(&self, o: &DeliveryOutcome) {
         match &o.result {
             Ok(()) => tracing::info!(
                 run = %o.run, analysis = %o.analysis, look = o.look, channel = %o.channel,
@@ -87,6 +95,13 @@ impl NotificationLog for TracingLog {
     }
 }
 
+impl NotificationLog for TracingLog {
+    fn record<'a>(&'a self, outcome: &'a DeliveryOutcome) -> BoxFuture<'a, ()> {
+        self.log(outcome);
+        Box::pin(std::future::ready(()))
+    }
+}
+
 /// Why the notifier could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -97,6 +112,7 @@ pub enum NotifyError {
 /// A notification on the queue, with when it was queued (delivery latency).
 struct Queued {
     notification: Arc<Notification>,
+    run_id: Option<i64>,
     queued_at: Instant,
 }
 
@@ -167,6 +183,12 @@ impl Notifier {
     /// notification when the decision is news for some channel. Never
     /// waits; see the module documentation.
     pub fn offer(&self, analysis: &str, key: &RunKey, look: &Look) {
+        self.offer_for_run(None, analysis, key, look)
+    }
+
+    /// [`Notifier::offer`] for a run with an id in the run store, carried
+    /// to the [`DeliveryOutcome`] so the audit trail can file it.
+    pub fn offer_for_run(&self, run_id: Option<i64>, analysis: &str, key: &RunKey, look: &Look) {
         let decision = look.decision.action;
         if decision == Action::Continue || !self.channels.iter().any(|c| c.wants(decision)) {
             return;
@@ -182,6 +204,7 @@ impl Notifier {
         }
         let queued = Queued {
             notification: Arc::new(Notification::new(analysis, key, look)),
+            run_id,
             queued_at: Instant::now(),
         };
         match self.queue.try_send(queued) {
