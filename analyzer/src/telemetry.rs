@@ -24,6 +24,10 @@ pub struct Telemetry {
     pub http_seconds: HistogramVec,
     pub flagger_events: IntCounterVec,
     pub config_reloads: IntCounterVec,
+    pub notifications: IntCounterVec,
+    pub notification_retries: IntCounterVec,
+    pub notification_seconds: HistogramVec,
+    pub notifications_repeated: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -118,6 +122,39 @@ impl Telemetry {
             &["result"],
         )
         .expect("metric");
+        let notifications = IntCounterVec::new(
+            Opts::new(
+                "verdict_notifications_total",
+                "Decision notifications, by channel, decision and result (sent, failed, dropped).",
+            ),
+            &["channel", "decision", "result"],
+        )
+        .expect("metric");
+        let notification_retries = IntCounterVec::new(
+            Opts::new(
+                "verdict_notification_retries_total",
+                "Notification attempts after the first, by channel.",
+            ),
+            &["channel"],
+        )
+        .expect("metric");
+        let notification_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "verdict_notification_delivery_seconds",
+                "Time from a decision to its notification's delivery or final failure, retries included.",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+            &["channel", "result"],
+        )
+        .expect("metric");
+        let notifications_repeated = IntCounterVec::new(
+            Opts::new(
+                "verdict_notifications_repeated_total",
+                "Decisions not notified because the run's last notification had the same decision.",
+            ),
+            &["decision"],
+        )
+        .expect("metric");
         // Label values known in advance start at zero, so the series exist
         // (and `rate()` and alerts work) before the first event.
         for result in ["success", "failure"] {
@@ -138,6 +175,10 @@ impl Telemetry {
             Box::new(http_seconds.clone()),
             Box::new(flagger_events.clone()),
             Box::new(config_reloads.clone()),
+            Box::new(notifications.clone()),
+            Box::new(notification_retries.clone()),
+            Box::new(notification_seconds.clone()),
+            Box::new(notifications_repeated.clone()),
         ] {
             registry.register(m).expect("unique metric names");
         }
@@ -154,6 +195,10 @@ impl Telemetry {
             http_seconds,
             flagger_events,
             config_reloads,
+            notifications,
+            notification_retries,
+            notification_seconds,
+            notifications_repeated,
         }
     }
 

@@ -9,3 +9,11 @@ pub fn install_crypto_provider() {
     // Err means a provider is already installed: that one wins, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// The start of every HTTP client Verdict builds: the crypto provider
+/// installed and Verdict's user agent set. Callers add their timeouts,
+/// headers and certificates.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder().user_agent(concat!("verdict/", env!("CARGO_PKG_VERSION")))
+}

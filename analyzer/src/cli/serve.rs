@@ -9,6 +9,7 @@
 use crate::api::{self, AppState};
 use crate::config::{self, Config, LogFormat};
 use crate::engine::Engine;
+use crate::notify::{NotificationLog, Notifier, TracingLog};
 use crate::source::prometheus::PrometheusSource;
 use crate::source::SeriesSource;
 use crate::telemetry::Telemetry;
@@ -73,6 +74,24 @@ pub fn prometheus_source(config: &Config) -> anyhow::Result<Arc<dyn SeriesSource
     Ok(Arc::new(source))
 }
 
+/// Starts the notification worker when the config names channels. Outcomes
+/// go to `log` (the audit trail).
+pub fn start_notifier(
+    config: &Config,
+    telemetry: &Arc<Telemetry>,
+    log: Arc<dyn NotificationLog>,
+) -> anyhow::Result<Option<Arc<Notifier>>> {
+    if config.notifications.channels.is_empty() {
+        return Ok(None);
+    }
+    let notifier = Notifier::start(config.notifications.clone(), log, telemetry.clone())?;
+    tracing::info!(
+        channels = ?config.notifications.channels.iter().map(|c| &c.name).collect::<Vec<_>>(),
+        "notifications on"
+    );
+    Ok(Some(notifier))
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let source = prometheus_source(&config)?;
     if config.settings.prometheus.tls.insecure_skip_verify {
@@ -81,11 +100,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let telemetry = Arc::new(Telemetry::new());
-    let engine = Arc::new(Engine::new(
-        config.analyses.clone(),
-        source.clone(),
-        telemetry,
-    ));
+    let notifier = start_notifier(&config, &telemetry, Arc::new(TracingLog))?;
+    let engine = Arc::new(
+        Engine::new(config.analyses.clone(), source.clone(), telemetry).with_notifier(notifier),
+    );
     let app = api::router(AppState::new(engine.clone(), source));
     let listener = tokio::net::TcpListener::bind(&config.settings.listen)
         .await
@@ -157,6 +175,9 @@ async fn reload_loop(mut current: Config, engine: Arc<Engine>) {
                     || new.settings.prometheus.url != current.settings.prometheus.url
                 {
                     tracing::warn!("listen address or Prometheus URL changed: restart to apply");
+                }
+                if new.settings.notifications != current.settings.notifications {
+                    tracing::warn!("notification channels changed: restart to apply");
                 }
                 engine.set_analyses(new.analyses.clone());
                 telemetry

@@ -40,6 +40,9 @@ pub struct Settings {
     /// after the config (paths relative to this file).
     #[serde(default)]
     pub kayenta_configs: Vec<PathBuf>,
+    /// Where decisions are announced (Slack, generic webhooks).
+    #[serde(default)]
+    pub notifications: crate::notify::config::NotificationSettings,
 }
 
 fn default_listen() -> String {
@@ -153,6 +156,8 @@ pub struct Config {
     pub settings: Settings,
     pub credentials: Credentials,
     pub analyses: BTreeMap<String, Arc<Analysis>>,
+    /// Notification channels, secrets read.
+    pub notifications: crate::notify::Notifications,
 }
 
 /// One problem in a config file.
@@ -234,7 +239,8 @@ pub fn load_str(
 ) -> Result<Config, ConfigError> {
     let format = format_of(path);
     let mut settings: Settings = parse(path, text, format)?;
-    apply_env_overrides(path, &mut settings, env)?;
+    let env: BTreeMap<String, String> = env.into_iter().collect();
+    apply_env_overrides(path, &mut settings, env.clone())?;
 
     let mut problems = Vec::new();
     let mut analyses = BTreeMap::new();
@@ -355,6 +361,17 @@ pub fn load_str(
             Err(e) => problems.push(locate_problem(text, format, "prometheus.tls.ca_file", e)),
         }
     }
+    let notifications = settings
+        .notifications
+        .resolve(base, &env)
+        .unwrap_or_else(|errors| {
+            problems.extend(
+                errors
+                    .into_iter()
+                    .map(|e| locate_problem(text, format, &e.path, e.message)),
+            );
+            Default::default()
+        });
     if !problems.is_empty() {
         return Err(ConfigError {
             file: path.to_path_buf(),
@@ -366,10 +383,11 @@ pub fn load_str(
         settings,
         credentials,
         analyses,
+        notifications,
     })
 }
 
-fn url_is_http(url: &str) -> Result<(), String> {
+pub(crate) fn url_is_http(url: &str) -> Result<(), String> {
     if url.starts_with("http://") || url.starts_with("https://") {
         Ok(())
     } else {
@@ -377,7 +395,7 @@ fn url_is_http(url: &str) -> Result<(), String> {
     }
 }
 
-fn read_secret(base: &Path, file: &Path) -> Result<String, String> {
+pub(crate) fn read_secret(base: &Path, file: &Path) -> Result<String, String> {
     let path = base.join(file);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;

@@ -14,6 +14,7 @@ pub mod sequential;
 
 use crate::config::analysis::{Analysis, BaselineWindow};
 use crate::config::template::TemplateError;
+use crate::notify::Notifier;
 use crate::source::{SeriesSource, Window};
 use crate::telemetry::Telemetry;
 use fetch::{fetch_arm, render};
@@ -80,6 +81,8 @@ pub struct Engine {
     source: Arc<dyn SeriesSource>,
     runs: Mutex<HashMap<RunSlot, RunEntry>>,
     telemetry: Arc<Telemetry>,
+    /// Told of every recorded look (see [`Engine::with_notifier`]).
+    notifier: Option<Arc<Notifier>>,
 }
 
 impl Engine {
@@ -93,7 +96,15 @@ impl Engine {
             source,
             runs: Mutex::new(HashMap::new()),
             telemetry,
+            notifier: None,
         }
+    }
+
+    /// Announces decisions through `notifier`: every recorded look is
+    /// offered to it, which never waits (see [`crate::notify`]).
+    pub fn with_notifier(mut self, notifier: Option<Arc<Notifier>>) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// Replaces the analyses (config reload). Runs keep their state; their
@@ -317,6 +328,9 @@ impl Engine {
         if run.looks.len() > MAX_LOOKS_PER_RUN {
             let excess = run.looks.len() - MAX_LOOKS_PER_RUN;
             run.looks.drain(..excess);
+        }
+        if let Some(notifier) = &self.notifier {
+            notifier.offer(&req.analysis, &req.key, &look);
         }
         Ok(Arc::new(look))
     }

@@ -272,12 +272,10 @@ impl PrometheusSource {
             headers.insert(AUTHORIZATION, value);
         }
 
-        crate::tls::install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
+        let mut builder = crate::tls::client_builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
-            .default_headers(headers)
-            .user_agent(concat!("verdict/", env!("CARGO_PKG_VERSION")));
+            .default_headers(headers);
         if let Some(pem) = &config.tls_ca_pem {
             for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
                 PrometheusConfigError::InvalidSetting(format!("tls ca: {}", error_chain(&e)))
@@ -522,13 +520,13 @@ fn exhausted(error: SourceError, attempts: u32) -> SourceError {
 
 /// `Retry-After` in seconds. The HTTP-date form is ignored (the normal
 /// backoff applies): proxies in front of metric backends send seconds.
-fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = headers.get(RETRY_AFTER)?.to_str().ok()?;
     text.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// `base * 2^retry`, capped, plus up to 10 % jitter (still within the cap).
-fn backoff_delay(base: Duration, cap: Duration, retry: u32) -> Duration {
+pub(crate) fn backoff_delay(base: Duration, cap: Duration, retry: u32) -> Duration {
     let exp = base.saturating_mul(2u32.saturating_pow(retry.min(31)));
     let delay = exp.min(cap);
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
@@ -584,7 +582,7 @@ fn describe(data: &Data) -> String {
 
 /// An error and its causes on one line ("a: b: c"); reqwest's top-level
 /// message alone ("error sending request") hides the reason.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -599,7 +597,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// The start of a body for an error message, lossily decoded.
-fn snippet(body: &[u8]) -> String {
+pub(crate) fn snippet(body: &[u8]) -> String {
     const MAX: usize = 256;
     let text = String::from_utf8_lossy(body);
     let text = text.trim();

@@ -75,11 +75,16 @@ impl Daemon {
         )
         .unwrap_or_else(|e| panic!("test config refused:\n{e}\n--- config ---\n{config_yaml}"));
         let source = verdict::cli::serve::prometheus_source(&config).expect("Prometheus source");
-        let engine = Arc::new(Engine::new(
-            config.analyses.clone(),
-            source.clone(),
-            Arc::new(Telemetry::new()),
-        ));
+        let telemetry = Arc::new(Telemetry::new());
+        let notifier = verdict::cli::serve::start_notifier(
+            &config,
+            &telemetry,
+            Arc::new(verdict::notify::TracingLog),
+        )
+        .expect("notifier");
+        let engine = Arc::new(
+            Engine::new(config.analyses.clone(), source.clone(), telemetry).with_notifier(notifier),
+        );
         let clock = Arc::new(AtomicU64::new((base_time() as f64 + at).to_bits()));
         let reading = clock.clone();
         let state = AppState::new(engine.clone(), source);
