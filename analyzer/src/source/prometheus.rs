@@ -508,7 +508,7 @@ impl PrometheusSource {
         } else {
             // Connection refused/reset, DNS, a body cut off mid-way: all may
             // be a restarting backend.
-            Failure::transient(SourceError::Unreachable(error_chain(error)))
+            Failure::transient(SourceError::Unreachable(without_url(&error_chain(error))))
         }
     }
 }
@@ -662,6 +662,20 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Drops reqwest's ` for url (…)`: the URL repeats the whole encoded query,
+/// hundreds of characters per metric in a reason that Flagger shows in one
+/// event line, and the metric's name already says which query it was.
+fn without_url(text: &str) -> String {
+    match text.find(" for url (") {
+        // Percent-encoding leaves no ')' inside the URL.
+        Some(start) => match text[start..].find(')') {
+            Some(len) => format!("{}{}", &text[..start], &text[start + len + 1..]),
+            None => text.to_owned(),
+        },
+        None => text.to_owned(),
+    }
+}
+
 /// The start of a body for an error message, lossily decoded.
 fn snippet(body: &[u8]) -> String {
     const MAX: usize = 256;
@@ -762,6 +776,18 @@ mod tests {
         let mut newline = PrometheusConfig::new("http://p:9090");
         newline.bearer_token = Some("a\nb".into());
         assert!(PrometheusSource::new(newline).is_err());
+    }
+
+    #[test]
+    fn reasons_leave_out_the_url() {
+        assert_eq!(
+            without_url(
+                "error sending request for url (http://p:9090/api/v1/query_range?query=up%7Ba%3D%22b%22%7D&step=15): \
+                 client error (Connect): tcp connect error: Connection refused (os error 111)"
+            ),
+            "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)"
+        );
+        assert_eq!(without_url("timed out"), "timed out");
     }
 
     #[test]
