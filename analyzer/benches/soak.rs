@@ -15,7 +15,7 @@
 //!   shifted into the data (promtool only backfills the past);
 //! * `--runs` slots (default 300), staggered over the interval, each play
 //!   canaries one after another, as Flagger does: a `rollout` webhook every
-//!   `--interval` seconds (default 10) for `--looks` looks (default 6), then
+//!   `--interval` seconds (default 10) for `--looks` looks (default 3), then
 //!   `post-rollout`, then the next canary with a new checksum. Runs
 //!   therefore start, look and close all the time, and about `--runs` are
 //!   open at once;
@@ -73,7 +73,7 @@ impl Args {
             seconds: 120.0,
             runs: 300,
             interval: 10.0,
-            looks: 6,
+            looks: 3,
             sample: 2.0,
         };
         let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -237,6 +237,15 @@ async fn soak(args: Args) -> bool {
                     drop(r);
                     next += args.interval;
                 }
+                // Flagger closes a canary at its next tick, and the next
+                // revision's first look follows at once.
+                let wait = next - t0.elapsed().as_secs_f64();
+                if next >= args.seconds {
+                    break 'canaries;
+                }
+                if wait > 0.0 {
+                    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+                }
                 let post = payload.replace("Progressing", "Succeeded");
                 let a = d.post_json("/v1/flagger/checkout/post-rollout", post).await;
                 assert_eq!(a.status, 200, "post-rollout: {}", a.body);
@@ -273,7 +282,8 @@ async fn soak(args: Args) -> bool {
     }
     clock.abort();
     let metrics = d.metrics().await;
-    report(&args, &samples, &record.lock().expect("record"), &metrics)
+    let record = record.lock().expect("record");
+    report(&args, &samples, &record, &metrics)
 }
 
 /// Prints the results; true when the soak failed its checks.
@@ -317,10 +327,11 @@ fn report(args: &Args, samples: &[Sample], r: &Record, metrics: &str) -> bool {
     );
     println!(
         "daemon: looks {}, duplicates {}, fetch errors {}, answer budget exceeded {}",
-        metric_sum(metrics, "verdict_looks_total", &[]),
-        metric_sum(metrics, "verdict_duplicate_deliveries_total", &[]),
-        metric_sum(metrics, "verdict_fetch_errors_total", &[]),
-        metric_sum(metrics, "verdict_answer_budget_exceeded_total", &[]),
+        // `+ 0.0`: an empty sum is -0.
+        metric_sum(metrics, "verdict_looks_total", &[]) + 0.0,
+        metric_sum(metrics, "verdict_duplicate_deliveries_total", &[]) + 0.0,
+        metric_sum(metrics, "verdict_fetch_errors_total", &[]) + 0.0,
+        metric_sum(metrics, "verdict_answer_budget_exceeded_total", &[]) + 0.0,
     );
     for f in &r.failures {
         println!("failed answer: {f}");
