@@ -11,3 +11,6 @@ bash scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# A one-minute load and soak (300 concurrent canaries; exits 1 on growth of
+# memory or descriptors; docs/benchmarks.md). Test profile: no second build.
+cargo test -p verdict --locked --bench soak -- --seconds 60

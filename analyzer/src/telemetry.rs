@@ -19,6 +19,8 @@ pub struct Telemetry {
     pub judge_seconds: Histogram,
     pub query_seconds: HistogramVec,
     pub query_errors: IntCounterVec,
+    pub fetch_errors: IntCounterVec,
+    pub answer_budget_exceeded: IntCounterVec,
     pub duplicate_deliveries: IntCounter,
     pub http_requests: IntCounterVec,
     pub http_seconds: HistogramVec,
@@ -85,6 +87,25 @@ impl Telemetry {
                 "Metric fetches that failed, by metric.",
             ),
             &["metric"],
+        )
+        .expect("metric");
+        let fetch_errors = IntCounterVec::new(
+            Opts::new(
+                "verdict_fetch_errors_total",
+                "Arms of metrics that could not be fetched, by kind of failure \
+                 (unreachable, timeout, http, bad_query, bad_response, too_large, \
+                 too_many_series, shape, template).",
+            ),
+            &["kind"],
+        )
+        .expect("metric");
+        let answer_budget_exceeded = IntCounterVec::new(
+            Opts::new(
+                "verdict_answer_budget_exceeded_total",
+                "Webhooks answered \"cannot judge\" because the look did not finish \
+                 within the answer budget, by API.",
+            ),
+            &["api"],
         )
         .expect("metric");
         let duplicate_deliveries = IntCounter::new(
@@ -163,6 +184,9 @@ impl Telemetry {
         for kind in ["Normal", "Warning", "other"] {
             flagger_events.with_label_values(&[kind]);
         }
+        for api in ["flagger", "argo"] {
+            answer_budget_exceeded.with_label_values(&[api]);
+        }
         for m in [
             Box::new(looks.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(look_seconds.clone()),
@@ -170,6 +194,8 @@ impl Telemetry {
             Box::new(judge_seconds.clone()),
             Box::new(query_seconds.clone()),
             Box::new(query_errors.clone()),
+            Box::new(fetch_errors.clone()),
+            Box::new(answer_budget_exceeded.clone()),
             Box::new(duplicate_deliveries.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_seconds.clone()),
@@ -190,6 +216,8 @@ impl Telemetry {
             judge_seconds,
             query_seconds,
             query_errors,
+            fetch_errors,
+            answer_budget_exceeded,
             duplicate_deliveries,
             http_requests,
             http_seconds,

@@ -211,10 +211,17 @@ async fn handle(
             Ok(Json(ArgoAnswer::from_look(&key, &look)).into_response())
         }
         Ok(Err(e)) => Err(e.into()),
-        Err(_) => Err(ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "the analysis did not finish within the answer budget".into(),
-        }),
+        Err(_) => {
+            engine
+                .telemetry()
+                .answer_budget_exceeded
+                .with_label_values(&["argo"])
+                .inc();
+            Err(ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "the analysis did not finish within the answer budget".into(),
+            })
+        }
     }
 }
 

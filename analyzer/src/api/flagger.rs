@@ -187,6 +187,11 @@ async fn look_and_answer(engine: &Engine, hook: HookType, request: LookRequest) 
         }
         Ok(Err(e)) => ApiError::from(e).into_response(),
         Err(_) => {
+            engine
+                .telemetry()
+                .answer_budget_exceeded
+                .with_label_values(&["flagger"])
+                .inc();
             // Out of time: answer as "cannot judge", which fails closed.
             let d = Decision::inconclusive("the analysis did not finish within the answer budget");
             let (status, text) = respond(hook, &d);

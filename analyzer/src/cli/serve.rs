@@ -67,6 +67,7 @@ pub fn prometheus_source(config: &Config) -> anyhow::Result<Arc<dyn SeriesSource
         basic_auth: config.credentials.basic_auth.clone(),
         timeout: p.timeout.0,
         retries: p.retries,
+        max_response_bytes: p.max_response_bytes,
         tls_ca_pem: config.credentials.tls_ca_pem.clone(),
         tls_insecure_skip_verify: p.tls.insecure_skip_verify,
         ..crate::source::prometheus::PrometheusConfig::new(p.url.clone())

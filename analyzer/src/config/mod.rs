@@ -75,6 +75,10 @@ pub struct PrometheusSettings {
     /// Retries after the first attempt (5xx, 429, connection errors).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Largest Prometheus answer read, in bytes; a larger one is an error
+    /// for that metric (a query selecting far more series than intended).
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
     /// TLS for `https://` URLs (the system's roots are always trusted).
     #[serde(default)]
     pub tls: TlsSettings,
@@ -102,6 +106,9 @@ fn default_query_timeout() -> PromDuration {
 fn default_retries() -> u32 {
     2
 }
+fn default_max_response_bytes() -> usize {
+    crate::source::prometheus::PrometheusConfig::new("").max_response_bytes
+}
 
 impl Default for PrometheusSettings {
     fn default() -> Self {
@@ -111,6 +118,7 @@ impl Default for PrometheusSettings {
             basic_auth: None,
             timeout: default_query_timeout(),
             retries: default_retries(),
+            max_response_bytes: default_max_response_bytes(),
             tls: TlsSettings::default(),
         }
     }
@@ -309,6 +317,14 @@ pub fn load_str(
     }
     if let Err(e) = url_is_http(&settings.prometheus.url) {
         problems.push(locate_problem(text, format, "prometheus.url", e));
+    }
+    if settings.prometheus.max_response_bytes == 0 {
+        problems.push(locate_problem(
+            text,
+            format,
+            "prometheus.max_response_bytes",
+            "must be at least 1 byte".to_string(),
+        ));
     }
     if settings.listen.parse::<std::net::SocketAddr>().is_err() {
         problems.push(locate_problem(

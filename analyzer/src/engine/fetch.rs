@@ -50,6 +50,18 @@ pub enum FetchError {
     Shape(String),
 }
 
+impl FetchError {
+    /// A short, stable name of the kind of failure, for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchError::Source(e) => e.kind(),
+            FetchError::Template(_) => "template",
+            FetchError::TooManySeries(_) => "too_many_series",
+            FetchError::Shape(_) => "shape",
+        }
+    }
+}
+
 /// Renders every template of a metric's arm; used up front to reject bad
 /// webhook values before any query runs.
 pub fn render(

@@ -15,7 +15,7 @@ pub mod sequential;
 use crate::config::analysis::{Analysis, BaselineWindow};
 use crate::config::template::TemplateError;
 use crate::notify::Notifier;
-use crate::source::{SeriesSource, Window};
+use crate::source::{SeriesSource, SourceError, Window};
 use crate::telemetry::Telemetry;
 use fetch::{fetch_arm, render};
 use judge::{judge_metric, JudgeContext};
@@ -195,6 +195,9 @@ impl Engine {
     /// Takes a look, or returns the run's last look when this delivery is a
     /// duplicate (within the analysis's dedup window).
     pub async fn look(&self, req: LookRequest) -> Result<Arc<Look>, EngineError> {
+        // Counted from the request, so time spent waiting for the run's
+        // lock is part of it: a slow backend cannot hold a run beyond it.
+        let deadline = tokio::time::Instant::now() + Self::fetch_budget();
         let analysis = self.analysis(&req.analysis)?;
         self.check_vars(&req.analysis, &req.vars)?;
         let cfg = &analysis.config;
@@ -251,16 +254,34 @@ impl Engine {
             let telemetry = &self.telemetry;
             tasks.push(async move {
                 let t = Instant::now();
-                let (canary, baseline) = futures_util::join!(
-                    fetch_arm(source.as_ref(), metric, &metric.canary, vars, window),
-                    fetch_arm(
-                        source.as_ref(),
-                        metric,
-                        &metric.baseline,
-                        vars,
-                        baseline_window
+                let both = async {
+                    futures_util::join!(
+                        fetch_arm(source.as_ref(), metric, &metric.canary, vars, window),
+                        fetch_arm(
+                            source.as_ref(),
+                            metric,
+                            &metric.baseline,
+                            vars,
+                            baseline_window
+                        )
                     )
-                );
+                };
+                let (canary, baseline) = match tokio::time::timeout_at(deadline, both).await {
+                    Ok(arms) => arms,
+                    Err(_) => {
+                        let late = || Err(SourceError::Timeout(Self::fetch_budget()).into());
+                        (late(), late())
+                    }
+                };
+                for error in [&canary, &baseline]
+                    .into_iter()
+                    .filter_map(|r| r.as_ref().err())
+                {
+                    telemetry
+                        .fetch_errors
+                        .with_label_values(&[error.kind()])
+                        .inc();
+                }
                 telemetry.observe_query(
                     &metric.config.name,
                     t.elapsed(),
@@ -340,6 +361,15 @@ impl Engine {
     /// an answer (contracts.md F-14), leaving room for the HTTP round trip.
     pub fn answer_budget() -> Duration {
         Duration::from_millis(4500)
+    }
+
+    /// How long a look waits for its metrics (from the request, lock wait
+    /// included) before judging what it has: a metric still unanswered is
+    /// an error "timed out", so a slow backend yields a look with reasons,
+    /// inside [`Engine::answer_budget`], rather than no look. Half a second
+    /// is left for judging and the answer.
+    pub fn fetch_budget() -> Duration {
+        Self::answer_budget() - Duration::from_millis(500)
     }
 }
 

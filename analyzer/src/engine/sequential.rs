@@ -156,6 +156,18 @@ pub fn judge_sequential(
         );
         return;
     }
+    // Equal counts are not enough: buckets pair by their bounds.
+    if let (ArmData::Buckets { le: cl, .. }, ArmData::Buckets { le: bl, .. }) = (canary, baseline) {
+        if cl != bl {
+            v.classification = Label::Error;
+            v.critical = cfg.critical;
+            v.reason = format!(
+                "canary buckets le={cl:?} do not pair with baseline buckets le={bl:?}: \
+                 bucket boundaries must match"
+            );
+            return;
+        }
+    }
     let (ct, bt): (u64, u64) = (c.iter().sum(), b.iter().sum());
     v.enough_data = ct >= ctx.min_data.requests && bt >= ctx.min_data.requests;
     // The expected canary share: the weight when known, else the first

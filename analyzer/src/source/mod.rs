@@ -57,6 +57,25 @@ pub enum SourceError {
     BadQuery(String),
     #[error("metric backend returned an unusable response: {0}")]
     BadResponse(String),
+    #[error(
+        "metric backend response is larger than {limit} bytes (prometheus.max_response_bytes): \
+         aggregate the query to fewer series, or raise the limit"
+    )]
+    TooLarge { limit: usize },
+}
+
+impl SourceError {
+    /// A short, stable name of the kind of failure, for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceError::Unreachable(_) => "unreachable",
+            SourceError::Timeout(_) => "timeout",
+            SourceError::Http { .. } => "http",
+            SourceError::BadQuery(_) => "bad_query",
+            SourceError::BadResponse(_) => "bad_response",
+            SourceError::TooLarge { .. } => "too_large",
+        }
+    }
 }
 
 /// Anything that answers range queries: Prometheus, or a recording.

@@ -21,7 +21,13 @@
 //! * a rejected query (HTTP 400 `bad_data`, 422 `execution`) is
 //!   [`SourceError::BadQuery`] at once: retrying cannot fix it;
 //! * the worst-case time of one call is therefore about
-//!   `(retries + 1) * timeout + retries * max_backoff`.
+//!   `(retries + 1) * timeout + retries * max_backoff` (the engine bounds a
+//!   whole look further, see `engine::Engine::fetch_budget`);
+//! * a body larger than [`PrometheusConfig::max_response_bytes`] is refused
+//!   while it streams in ([`SourceError::TooLarge`]), before it is buffered
+//!   or parsed: a query that selects far more than intended (a missing
+//!   aggregation, a label typo matching everything) must not exhaust
+//!   Verdict's memory. Not retried: the same query gives the same size.
 //!
 //! NaN and ±inf sample values are returned as they are: the engine treats NaN
 //! as "no data" and [`super::increments`] skips them.
@@ -67,6 +73,9 @@ pub struct PrometheusConfig {
     /// Requests this source has in flight at most; protects the backend
     /// when many analyses run at once.
     pub max_concurrency: usize,
+    /// Largest response body read (decompressed bytes); larger answers are
+    /// [`SourceError::TooLarge`].
+    pub max_response_bytes: usize,
     /// PEM certificates to trust for `https://` backends, besides the
     /// system's roots (a private CA).
     pub tls_ca_pem: Option<Vec<u8>>,
@@ -86,11 +95,18 @@ mod defaults {
     pub fn backoff() -> Duration {
         Duration::from_millis(250)
     }
+    /// 1 s: a webhook must be answered within `Engine::answer_budget`
+    /// (4.5 s), so a longer wait leaves no time for the retry it waits for.
     pub fn max_backoff() -> Duration {
-        Duration::from_secs(10)
+        Duration::from_secs(1)
     }
     pub fn max_concurrency() -> usize {
         8
+    }
+    /// 8 MiB: a day of 15 s points is about 150 KiB per series, so this
+    /// holds a 50-bucket histogram over a day with room to spare.
+    pub fn max_response_bytes() -> usize {
+        8 << 20
     }
 }
 
@@ -106,6 +122,7 @@ impl PrometheusConfig {
             backoff: defaults::backoff(),
             max_backoff: defaults::max_backoff(),
             max_concurrency: defaults::max_concurrency(),
+            max_response_bytes: defaults::max_response_bytes(),
             tls_ca_pem: None,
             tls_insecure_skip_verify: false,
         }
@@ -130,6 +147,7 @@ impl fmt::Debug for PrometheusConfig {
             .field("backoff", &self.backoff)
             .field("max_backoff", &self.max_backoff)
             .field("max_concurrency", &self.max_concurrency)
+            .field("max_response_bytes", &self.max_response_bytes)
             .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(|p| p.len()))
             .field("tls_insecure_skip_verify", &self.tls_insecure_skip_verify)
             .finish()
@@ -159,6 +177,7 @@ pub struct PrometheusSource {
     retries: u32,
     backoff: Duration,
     max_backoff: Duration,
+    max_response_bytes: usize,
     permits: Arc<Semaphore>,
 }
 
@@ -235,6 +254,11 @@ impl PrometheusSource {
                 "timeout must be greater than zero".into(),
             ));
         }
+        if config.max_response_bytes == 0 {
+            return Err(PrometheusConfigError::InvalidSetting(
+                "max_response_bytes must be at least 1".into(),
+            ));
+        }
         if config.max_concurrency == 0 {
             return Err(PrometheusConfigError::InvalidSetting(
                 "max_concurrency must be at least 1".into(),
@@ -298,6 +322,7 @@ impl PrometheusSource {
             retries: config.retries,
             backoff: config.backoff,
             max_backoff: config.max_backoff,
+            max_response_bytes: config.max_response_bytes,
             permits: Arc::new(Semaphore::new(config.max_concurrency)),
         })
     }
@@ -419,11 +444,34 @@ impl PrometheusSource {
         let response = request.await.map_err(|e| self.transport_failure(e))?;
         let status = response.status();
         let retry_after = parse_retry_after(response.headers());
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.reqwest_failure(&e))?;
+        let body = self.read_body(response).await?;
         classify(status, retry_after, &body)
+    }
+
+    /// The whole body, or [`SourceError::TooLarge`] as soon as it passes
+    /// `max_response_bytes` (by `Content-Length` before reading, or while
+    /// streaming when the length is not announced).
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
+        let limit = self.max_response_bytes;
+        let too_large = || Failure::fatal(SourceError::TooLarge { limit });
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.reqwest_failure(&e))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn transport_failure(&self, error: prometheus_http_query::Error) -> Failure {
@@ -445,7 +493,7 @@ impl PrometheusSource {
         } else {
             // Connection refused/reset, DNS, a body cut off mid-way: all may
             // be a restarting backend.
-            Failure::transient(SourceError::Unreachable(error_chain(error)))
+            Failure::transient(SourceError::Unreachable(without_url(&error_chain(error))))
         }
     }
 }
@@ -506,13 +554,16 @@ fn api_error(status: StatusCode, error_type: &str, error: &str) -> SourceError {
 
 /// Says how many attempts a transient error survived.
 fn exhausted(error: SourceError, attempts: u32) -> SourceError {
+    annotate(error, &format!("gave up after {attempts} attempts"))
+}
+
+/// Appends `(note)` to the message of a transient error.
+fn annotate(error: SourceError, note: &str) -> SourceError {
     match error {
-        SourceError::Unreachable(m) => {
-            SourceError::Unreachable(format!("{m} (gave up after {attempts} attempts)"))
-        }
+        SourceError::Unreachable(m) => SourceError::Unreachable(format!("{m} ({note})")),
         SourceError::Http { status, message } => SourceError::Http {
             status,
-            message: format!("{message} (gave up after {attempts} attempts)"),
+            message: format!("{message} ({note})"),
         },
         other => other,
     }
@@ -594,6 +645,20 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Drops reqwest's ` for url (…)`: the URL repeats the whole encoded query,
+/// hundreds of characters per metric in a reason that Flagger shows in one
+/// event line, and the metric's name already says which query it was.
+fn without_url(text: &str) -> String {
+    match text.find(" for url (") {
+        // Percent-encoding leaves no ')' inside the URL.
+        Some(start) => match text[start..].find(')') {
+            Some(len) => format!("{}{}", &text[..start], &text[start + len + 1..]),
+            None => text.to_owned(),
+        },
+        None => text.to_owned(),
+    }
 }
 
 /// The start of a body for an error message, lossily decoded.
@@ -696,6 +761,18 @@ mod tests {
         let mut newline = PrometheusConfig::new("http://p:9090");
         newline.bearer_token = Some("a\nb".into());
         assert!(PrometheusSource::new(newline).is_err());
+    }
+
+    #[test]
+    fn reasons_leave_out_the_url() {
+        assert_eq!(
+            without_url(
+                "error sending request for url (http://p:9090/api/v1/query_range?query=up%7Ba%3D%22b%22%7D&step=15): \
+                 client error (Connect): tcp connect error: Connection refused (os error 111)"
+            ),
+            "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)"
+        );
+        assert_eq!(without_url("timed out"), "timed out");
     }
 
     #[test]

@@ -2,5 +2,6 @@
 //! declares `mod support;` and uses the submodule it needs.
 
 pub mod daemon;
+pub mod fault_proxy;
 pub mod prometheus;
 pub mod scenario;
