@@ -65,9 +65,12 @@ impl Daemon {
         ));
         let clock = Arc::new(AtomicU64::new((base_time() as f64 + at).to_bits()));
         let reading = clock.clone();
-        let state = AppState::new(engine.clone(), source).with_clock(Arc::new(move || {
-            f64::from_bits(reading.load(Ordering::SeqCst))
-        }));
+        let auth = api::auth::Authenticator::new(config.credentials.api_tokens.clone());
+        let state = AppState::new(engine.clone(), source)
+            .with_auth(Arc::new(auth))
+            .with_clock(Arc::new(move || {
+                f64::from_bits(reading.load(Ordering::SeqCst))
+            }));
         let app = api::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
