@@ -11,3 +11,8 @@ bash scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# A bounded fuzzing session (fuzz/, docs/security.md): 30 s per target from
+# the committed seed corpus. The seed is printed; a finding fails the run and
+# prints the command that replays it. VERDICT_FUZZ_SEED reproduces a session.
+cargo run -p verdict-fuzz --locked -- --seconds 30 ${VERDICT_FUZZ_SEED:+--seed "$VERDICT_FUZZ_SEED"}
