@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod json;
 pub mod notify;
+pub mod serve_tls;
 pub mod simulate;
 pub mod source;
 pub mod telemetry;

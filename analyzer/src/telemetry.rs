@@ -30,6 +30,9 @@ pub struct Telemetry {
     pub notification_retries: IntCounterVec,
     pub notification_seconds: HistogramVec,
     pub notifications_repeated: IntCounterVec,
+    pub http_unauthorized: IntCounterVec,
+    pub tls_reloads: IntCounterVec,
+    pub tls_handshake_failures: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -176,6 +179,30 @@ impl Telemetry {
             &["decision"],
         )
         .expect("metric");
+        let http_unauthorized = IntCounterVec::new(
+            Opts::new(
+                "verdict_http_unauthorized_total",
+                "Requests refused for want of a valid token, by route and reason (missing, malformed, invalid).",
+            ),
+            &["route", "reason"],
+        )
+        .expect("metric");
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "verdict_tls_reloads_total",
+                "Reloads of the serving certificate and key, by result.",
+            ),
+            &["result"],
+        )
+        .expect("metric");
+        let tls_handshake_failures = IntCounter::new(
+            "verdict_tls_handshake_failures_total",
+            "TLS handshakes that failed or timed out.",
+        )
+        .expect("metric");
+        for result in ["success", "failure"] {
+            tls_reloads.with_label_values(&[result]);
+        }
         // Label values known in advance start at zero, so the series exist
         // (and `rate()` and alerts work) before the first event.
         for result in ["success", "failure"] {
@@ -205,6 +232,9 @@ impl Telemetry {
             Box::new(notification_retries.clone()),
             Box::new(notification_seconds.clone()),
             Box::new(notifications_repeated.clone()),
+            Box::new(http_unauthorized.clone()),
+            Box::new(tls_reloads.clone()),
+            Box::new(tls_handshake_failures.clone()),
         ] {
             registry.register(m).expect("unique metric names");
         }
@@ -227,6 +257,9 @@ impl Telemetry {
             notification_retries,
             notification_seconds,
             notifications_repeated,
+            http_unauthorized,
+            tls_reloads,
+            tls_handshake_failures,
         }
     }
 

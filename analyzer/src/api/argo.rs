@@ -79,6 +79,7 @@ pub fn arguments(query: Option<&str>, body: &[u8]) -> Result<BTreeMap<String, St
         }
     }
     if !body.iter().all(u8::is_ascii_whitespace) {
+        super::check_nesting(body)?;
         let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
         for (k, v) in object {
@@ -95,6 +96,9 @@ pub fn arguments(query: Option<&str>, body: &[u8]) -> Result<BTreeMap<String, St
             args.insert(k, v);
         }
     }
+    // A token belongs in the Authorization header; one passed as an
+    // argument is never a template variable.
+    super::auth::strip_token(&mut args);
     for key in args.keys() {
         check_var_name(key)?;
     }
@@ -183,8 +187,10 @@ async fn handle(
     State(state): State<AppState>,
     Path(analysis): Path<String>,
     RawQuery(query): RawQuery,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    super::require_json(&headers, &body)?;
     let args = arguments(query.as_deref(), &body)?;
     let (key, vars) = identify(&args)?;
     let weight = parse_weight(&vars)?;

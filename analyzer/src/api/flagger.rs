@@ -78,13 +78,16 @@ impl HookType {
 
 impl FlaggerWebhook {
     /// Parses and validates a payload; names must be Kubernetes names, so
-    /// nothing else can reach a query template.
+    /// nothing else can reach a query template. The API token
+    /// (`metadata.token`) is removed here: it is never a template variable.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        let hook: FlaggerWebhook = serde_json::from_slice(body)
+        super::check_nesting(body)?;
+        let mut hook: FlaggerWebhook = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("malformed Flagger webhook: {e}")))?;
         validate_k8s_name("name", &hook.name).map_err(ApiError::bad_request)?;
         validate_k8s_name("namespace", &hook.namespace).map_err(ApiError::bad_request)?;
         validate_token("checksum", &hook.checksum).map_err(ApiError::bad_request)?;
+        super::auth::strip_token(&mut hook.metadata);
         for key in hook.metadata.keys() {
             check_var_name(key)?;
         }
@@ -116,8 +119,10 @@ impl FlaggerWebhook {
 async fn handle(
     State(state): State<AppState>,
     Path((analysis, hook)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    super::require_json(&headers, &body)?;
     let hook_type = HookType::parse(&hook).ok_or_else(|| ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!(

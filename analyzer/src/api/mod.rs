@@ -3,11 +3,13 @@
 //!
 //! * [`flagger`]: `POST /v1/flagger/{analysis}/{hook}` for every Flagger hook type;
 //! * [`argo`]: `GET|POST /v1/argo/{analysis}` for Argo Rollouts' `web` provider;
-//! * [`health`]: `/healthz`, `/readyz`, `/metrics`.
+//! * [`health`]: `/healthz`, `/readyz`, `/metrics`;
+//! * [`auth`]: the token every route but the probes and `/metrics` requires.
 //!
 //! Bad input is a 4xx with a one-line reason and changes nothing.
 
 pub mod argo;
+pub mod auth;
 pub mod flagger;
 pub mod health;
 
@@ -47,6 +49,8 @@ pub struct AppState {
     pub source: Arc<dyn SeriesSource>,
     /// The time of each look; [`wall_clock`] when serving.
     pub clock: Clock,
+    /// The API tokens in force (authentication off when it holds none).
+    pub auth: Arc<auth::Authenticator>,
 }
 
 impl AppState {
@@ -56,7 +60,13 @@ impl AppState {
             engine,
             source,
             clock: wall_clock(),
+            auth: Arc::new(auth::Authenticator::disabled()),
         }
+    }
+
+    /// The same state requiring the tokens of `auth`.
+    pub fn with_auth(self, auth: Arc<auth::Authenticator>) -> Self {
+        AppState { auth, ..self }
     }
 
     /// The same state with another clock (replay, tests).
@@ -76,6 +86,12 @@ pub fn router(state: AppState) -> Router {
         .merge(flagger::routes())
         .merge(argo::routes())
         .merge(health::routes())
+        // Every route merged above needs a token but the open ones; keep
+        // this layer after the last merge.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -150,6 +166,71 @@ pub fn now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// Deepest JSON nesting accepted in a request body. Flagger's and Argo's
+/// payloads are two or three levels deep.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Refuses JSON nested deeper than [`MAX_JSON_DEPTH`], anywhere in the body
+/// (serde skips unknown fields without a depth limit; such a payload is no
+/// controller's). A byte scan: brackets inside strings do not count.
+pub fn check_nesting(body: &[u8]) -> Result<(), ApiError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(ApiError::bad_request(format!(
+                        "JSON nested deeper than {MAX_JSON_DEPTH} levels"
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a body declared as anything but JSON. A body without a
+/// `Content-Type` is read as JSON (Argo's raw `body` sends none); Flagger and
+/// Argo's `jsonBody` send `application/json`.
+pub fn require_json(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase());
+    match media {
+        Some(m)
+            if m == "application/json"
+                || (m.starts_with("application/") && m.ends_with("+json")) =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: "the body must be JSON (Content-Type: application/json)".into(),
+        }),
+    }
 }
 
 /// Checks a metadata / argument key: it becomes a template variable name.

@@ -6,6 +6,7 @@
 //! force. Analysis configs reload live; listen address and Prometheus
 //! settings need a restart (logged when they differ).
 
+use crate::api::auth::Authenticator;
 use crate::api::{self, AppState};
 use crate::config::{self, Config, LogFormat};
 use crate::engine::Engine;
@@ -103,21 +104,57 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let telemetry = Arc::new(Telemetry::new());
     let notifier = start_notifier(&config, &telemetry, Arc::new(TracingLog))?;
     let engine = Arc::new(
-        Engine::new(config.analyses.clone(), source.clone(), telemetry).with_notifier(notifier),
+        Engine::new(config.analyses.clone(), source.clone(), telemetry.clone())
+            .with_notifier(notifier),
     );
-    let app = api::router(AppState::new(engine.clone(), source));
+    let auth = Arc::new(Authenticator::new(config.credentials.api_tokens.clone()));
+    if config.credentials.api_tokens.is_none() {
+        tracing::warn!(
+            "auth.token_file is not set: every API route is open to anyone who can reach it"
+        );
+    }
+    let app = api::router(AppState::new(engine.clone(), source).with_auth(auth.clone()));
     let listener = tokio::net::TcpListener::bind(&config.settings.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.settings.listen))?;
     tracing::info!(
         listen = %listener.local_addr()?,
+        tls = config.settings.tls.is_some(),
+        auth = config.credentials.api_tokens.is_some(),
         analyses = ?config.analyses.keys().collect::<Vec<_>>(),
         "verdict serving"
     );
-    tokio::spawn(reload_loop(config, engine));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let tls = match &config.settings.tls {
+        Some(tls) => Some(Arc::new(
+            crate::serve_tls::CertStore::load(
+                &config.file(&tls.cert_file),
+                &config.file(&tls.key_file),
+            )
+            .map_err(|e| anyhow::anyhow!(e))?,
+        )),
+        None => None,
+    };
+    tokio::spawn(reload_loop(config, engine, auth));
+    match tls {
+        Some(store) => {
+            let server_config =
+                crate::serve_tls::server_config(store.clone()).map_err(|e| anyhow::anyhow!(e))?;
+            tokio::spawn(crate::serve_tls::watch(
+                store,
+                telemetry.clone(),
+                Duration::from_secs(2),
+            ));
+            let listener = crate::serve_tls::TlsListener::new(listener, server_config, telemetry)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+    }
     tracing::info!("verdict stopped");
     Ok(())
 }
@@ -142,10 +179,23 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// Stamps of the files a config reads at load besides itself (the API token
+/// file), so that rotating a token reloads as a config edit does.
+fn secret_stamps(config: &Config) -> Vec<crate::serve_tls::FileStamp> {
+    config
+        .settings
+        .auth
+        .token_file
+        .iter()
+        .map(|f| crate::serve_tls::file_stamp(&config.file(f)))
+        .collect()
+}
+
 /// Reloads on SIGHUP or when the file's modification time changes.
-async fn reload_loop(mut current: Config, engine: Arc<Engine>) {
+async fn reload_loop(mut current: Config, engine: Arc<Engine>, auth: Arc<Authenticator>) {
     let path = current.path.clone();
     let mut last_modified = modified(&path);
+    let mut last_secrets = secret_stamps(&current);
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -164,8 +214,10 @@ async fn reload_loop(mut current: Config, engine: Arc<Engine>) {
             _ = hup_recv => "SIGHUP",
             _ = tokio::time::sleep(Duration::from_secs(2)) => {
                 let now = modified(&path);
-                if now == last_modified { continue; }
+                let secrets = secret_stamps(&current);
+                if now == last_modified && secrets == last_secrets { continue; }
                 last_modified = now;
+                last_secrets = secrets;
                 "file change"
             }
         };
@@ -180,6 +232,14 @@ async fn reload_loop(mut current: Config, engine: Arc<Engine>) {
                 if new.settings.notifications != current.settings.notifications {
                     tracing::warn!("notification channels changed: restart to apply");
                 }
+                if new.settings.tls != current.settings.tls {
+                    tracing::warn!("tls settings changed: restart to apply");
+                }
+                if new.credentials.api_tokens.is_none() {
+                    tracing::warn!("auth.token_file is not set: every API route is open");
+                }
+                auth.set(new.credentials.api_tokens.clone());
+                last_secrets = secret_stamps(&new);
                 engine.set_analyses(new.analyses.clone());
                 telemetry
                     .config_reloads

@@ -43,6 +43,31 @@ pub struct Settings {
     /// Where decisions are announced (Slack, generic webhooks).
     #[serde(default)]
     pub notifications: crate::notify::config::NotificationSettings,
+    /// API authentication (off when no token file is set).
+    #[serde(default)]
+    pub auth: AuthSettings,
+    /// Serve the API over TLS (plain HTTP when absent).
+    #[serde(default)]
+    pub tls: Option<ServeTlsSettings>,
+}
+
+/// API authentication: `docs/security.md`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// File of accepted bearer tokens, one per line (several during a
+    /// rotation); re-read on reload and when it changes. Never logged.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// The certificate the API is served with (PEM files, reloaded when they
+/// change and on SIGHUP).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeTlsSettings {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 fn default_listen() -> String {
@@ -139,6 +164,8 @@ pub struct Credentials {
     pub basic_auth: Option<(String, String)>,
     /// Contents of `prometheus.tls.ca_file`.
     pub tls_ca_pem: Option<Vec<u8>>,
+    /// Tokens of `auth.token_file` (as digests).
+    pub api_tokens: Option<crate::api::auth::Tokens>,
 }
 
 impl fmt::Debug for Credentials {
@@ -153,6 +180,7 @@ impl fmt::Debug for Credentials {
                 "basic_auth",
                 &self.basic_auth.as_ref().map(|(u, _)| (u, "<redacted>")),
             )
+            .field("api_tokens", &self.api_tokens)
             .finish()
     }
 }
@@ -388,6 +416,20 @@ pub fn load_str(
             );
             Default::default()
         });
+    if let Some(file) = &settings.auth.token_file {
+        match crate::api::auth::Tokens::read(&base.join(file)) {
+            Ok(tokens) => credentials.api_tokens = Some(tokens),
+            Err(e) => problems.push(locate_problem(text, format, "auth.token_file", e)),
+        }
+    }
+    if let Some(tls) = &settings.tls {
+        if let Err(e) = crate::serve_tls::load_certified_key(
+            &base.join(&tls.cert_file),
+            &base.join(&tls.key_file),
+        ) {
+            problems.push(locate_problem(text, format, "tls", e));
+        }
+    }
     if !problems.is_empty() {
         return Err(ConfigError {
             file: path.to_path_buf(),
@@ -401,6 +443,14 @@ pub fn load_str(
         analyses,
         notifications,
     })
+}
+
+impl Config {
+    /// A file named in the config, as read: relative paths are relative to
+    /// the config file's directory.
+    pub fn file(&self, name: &Path) -> PathBuf {
+        self.path.parent().unwrap_or(Path::new(".")).join(name)
+    }
 }
 
 pub(crate) fn url_is_http(url: &str) -> Result<(), String> {

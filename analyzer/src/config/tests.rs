@@ -132,9 +132,11 @@ fn credentials_never_print() {
         bearer_token: Some("s3cret".into()),
         basic_auth: Some(("u".into(), "pw".into())),
         tls_ca_pem: None,
+        api_tokens: Some(crate::api::auth::Tokens::parse("api-token-0123456789").unwrap()),
     };
     let s = format!("{c:?}");
     assert!(!s.contains("s3cret") && !s.contains("pw\""), "{s}");
+    assert!(!s.contains("api-token"), "{s}");
 }
 
 #[test]

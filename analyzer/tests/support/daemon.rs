@@ -87,7 +87,8 @@ impl Daemon {
         );
         let clock = Arc::new(AtomicU64::new((base_time() as f64 + at).to_bits()));
         let reading = clock.clone();
-        let state = AppState::new(engine.clone(), source);
+        let auth = api::auth::Authenticator::new(config.credentials.api_tokens.clone());
+        let state = AppState::new(engine.clone(), source).with_auth(Arc::new(auth));
         let state = if wall_clock {
             state
         } else {
