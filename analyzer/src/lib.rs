@@ -12,5 +12,6 @@ pub mod engine;
 pub mod json;
 pub mod simulate;
 pub mod source;
+pub mod store;
 pub mod telemetry;
 pub mod tls;

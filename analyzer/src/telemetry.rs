@@ -24,7 +24,21 @@ pub struct Telemetry {
     pub http_seconds: HistogramVec,
     pub flagger_events: IntCounterVec,
     pub config_reloads: IntCounterVec,
+    pub store_errors: IntCounterVec,
+    pub store_seconds: HistogramVec,
+    pub retention_deleted_looks: IntCounter,
 }
+
+/// Run store operations, as labelled in `verdict_store_errors_total`.
+pub const STORE_OPERATIONS: &[&str] = &[
+    "open_run",
+    "sync_run",
+    "record_look",
+    "close_run",
+    "record_event",
+    "record_notification",
+    "retention",
+];
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -118,6 +132,31 @@ impl Telemetry {
             &["result"],
         )
         .expect("metric");
+        let store_errors = IntCounterVec::new(
+            Opts::new(
+                "verdict_store_errors_total",
+                "Run store operations that failed, by operation; a look that cannot be recorded is answered as cannot judge.",
+            ),
+            &["operation"],
+        )
+        .expect("metric");
+        let store_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "verdict_store_duration_seconds",
+                "Time of run store operations on the look path, by operation.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["operation"],
+        )
+        .expect("metric");
+        let retention_deleted_looks = IntCounter::new(
+            "verdict_retention_deleted_looks_total",
+            "Looks deleted by the retention job.",
+        )
+        .expect("metric");
+        for operation in STORE_OPERATIONS {
+            store_errors.with_label_values(&[operation]);
+        }
         // Label values known in advance start at zero, so the series exist
         // (and `rate()` and alerts work) before the first event.
         for result in ["success", "failure"] {
@@ -138,6 +177,9 @@ impl Telemetry {
             Box::new(http_seconds.clone()),
             Box::new(flagger_events.clone()),
             Box::new(config_reloads.clone()),
+            Box::new(store_errors.clone()),
+            Box::new(store_seconds.clone()),
+            Box::new(retention_deleted_looks.clone()),
         ] {
             registry.register(m).expect("unique metric names");
         }
@@ -154,6 +196,9 @@ impl Telemetry {
             http_seconds,
             flagger_events,
             config_reloads,
+            store_errors,
+            store_seconds,
+            retention_deleted_looks,
         }
     }
 

@@ -4,12 +4,14 @@
 //! * [`flagger`]: `POST /v1/flagger/{analysis}/{hook}` for every Flagger hook type;
 //! * [`argo`]: `GET|POST /v1/argo/{analysis}` for Argo Rollouts' `web` provider;
 //! * [`health`]: `/healthz`, `/readyz`, `/metrics`.
+//! * [`runs`]: `GET /v1/runs`, `GET /v1/runs/{id}` (the recorded runs).
 //!
 //! Bad input is a 4xx with a one-line reason and changes nothing.
 
 pub mod argo;
 pub mod flagger;
 pub mod health;
+pub mod runs;
 
 use crate::engine::Engine;
 use crate::source::SeriesSource;
@@ -76,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .merge(flagger::routes())
         .merge(argo::routes())
         .merge(health::routes())
+        .merge(runs::routes())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -81,11 +81,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let telemetry = Arc::new(Telemetry::new());
-    let engine = Arc::new(Engine::new(
-        config.analyses.clone(),
-        source.clone(),
-        telemetry,
+    let store = open_store(&config).await?;
+    tokio::spawn(crate::store::retention::run(
+        store.clone(),
+        config.settings.store.retention.looks.0,
+        telemetry.clone(),
     ));
+    let engine = Arc::new(
+        Engine::new(config.analyses.clone(), source.clone(), telemetry).with_store(store),
+    );
     let app = api::router(AppState::new(engine.clone(), source));
     let listener = tokio::net::TcpListener::bind(&config.settings.listen)
         .await
@@ -101,6 +105,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await?;
     tracing::info!("verdict stopped");
     Ok(())
+}
+
+/// Opens and migrates the configured run store (see `config::store` for
+/// the default), warning when nothing will survive a restart.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn crate::store::Store>> {
+    let settings = &config.settings.store;
+    let store = crate::store::open(config).await?;
+    match settings.backend {
+        crate::config::store::StoreBackend::Memory => tracing::warn!(
+            "store.backend is memory: runs and looks are lost on restart, and replicas do not share them"
+        ),
+        crate::config::store::StoreBackend::Sqlite => tracing::info!(
+            path = %settings.sqlite_path(&config.path).display(),
+            "run store: sqlite"
+        ),
+        crate::config::store::StoreBackend::Postgres => {
+            tracing::info!("run store: postgres")
+        }
+    }
+    Ok(store)
 }
 
 async fn shutdown_signal() {

@@ -12,6 +12,7 @@ pub mod analysis;
 pub mod duration;
 pub mod kayenta;
 mod locate;
+pub mod store;
 pub mod template;
 
 use analysis::{Analysis, AnalysisConfig, FieldError};
@@ -40,6 +41,9 @@ pub struct Settings {
     /// after the config (paths relative to this file).
     #[serde(default)]
     pub kayenta_configs: Vec<PathBuf>,
+    /// Where runs and looks are recorded (SQLite beside this file by default).
+    #[serde(default)]
+    pub store: store::StoreSettings,
 }
 
 fn default_listen() -> String {
@@ -128,6 +132,8 @@ pub struct Credentials {
     pub basic_auth: Option<(String, String)>,
     /// Contents of `prometheus.tls.ca_file`.
     pub tls_ca_pem: Option<Vec<u8>>,
+    /// The PostgreSQL URL of `store.url_file` / `store.url_env` (has a password).
+    pub store_url: Option<String>,
 }
 
 impl fmt::Debug for Credentials {
@@ -142,6 +148,7 @@ impl fmt::Debug for Credentials {
                 "basic_auth",
                 &self.basic_auth.as_ref().map(|(u, _)| (u, "<redacted>")),
             )
+            .field("store_url", &self.store_url.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -234,7 +241,8 @@ pub fn load_str(
 ) -> Result<Config, ConfigError> {
     let format = format_of(path);
     let mut settings: Settings = parse(path, text, format)?;
-    apply_env_overrides(path, &mut settings, env)?;
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    apply_env_overrides(path, &mut settings, env.clone())?;
 
     let mut problems = Vec::new();
     let mut analyses = BTreeMap::new();
@@ -354,6 +362,14 @@ pub fn load_str(
             Ok(pem) => credentials.tls_ca_pem = Some(pem),
             Err(e) => problems.push(locate_problem(text, format, "prometheus.tls.ca_file", e)),
         }
+    }
+    for (field, message) in settings.store.problems() {
+        problems.push(locate_problem(text, format, field, message));
+    }
+    let env_var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    match settings.store.read_url(base, &env_var) {
+        Ok(url) => credentials.store_url = url,
+        Err((field, message)) => problems.push(locate_problem(text, format, field, message)),
     }
     if !problems.is_empty() {
         return Err(ConfigError {
