@@ -11,6 +11,10 @@
 //! daemon's clock ([`verdict::api::Clock`]) is pinned to a time the test
 //! chooses, in seconds after `base_time()`, and moved with [`Daemon::at`].
 //! Everything else is the production code path.
+//!
+//! The run store: a config without a `store:` section gets a SQLite file
+//! in a temporary directory owned by the daemon (the production default
+//! would put `verdict.db` in the working directory, littering the checkout).
 
 #![allow(dead_code)] // each test binary uses a different subset
 
@@ -31,6 +35,8 @@ pub struct Daemon {
     clock: Arc<AtomicU64>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     client: reqwest::Client,
+    /// Holds the default SQLite store's directory until the daemon drops.
+    _store_dir: Option<tempfile::TempDir>,
 }
 
 /// A response: status and body text.
@@ -51,18 +57,39 @@ impl Daemon {
     /// Starts Verdict on `config_yaml` (a whole config file) with its clock
     /// at `base_time() + at` seconds. Panics if the config is refused.
     pub async fn start(config_yaml: &str, at: f64) -> Daemon {
+        Self::start_with_source(config_yaml, at, None).await
+    }
+
+    /// [`Daemon::start`] with another series source than the config's
+    /// Prometheus (`None`: the config's).
+    pub async fn start_with_source(
+        config_yaml: &str,
+        at: f64,
+        source: Option<Arc<dyn verdict::source::SeriesSource>>,
+    ) -> Daemon {
+        let (config_yaml, store_dir) = with_default_store(config_yaml);
+        let config_yaml = config_yaml.as_str();
         let config = verdict::config::load_str(
             std::path::Path::new("verdict-test.yaml"),
             config_yaml,
             std::iter::empty(),
         )
         .unwrap_or_else(|e| panic!("test config refused:\n{e}\n--- config ---\n{config_yaml}"));
-        let source = verdict::cli::serve::prometheus_source(&config).expect("Prometheus source");
-        let engine = Arc::new(Engine::new(
-            config.analyses.clone(),
-            source.clone(),
-            Arc::new(Telemetry::new()),
-        ));
+        let source = match source {
+            Some(s) => s,
+            None => verdict::cli::serve::prometheus_source(&config).expect("Prometheus source"),
+        };
+        let store = verdict::cli::serve::open_store(&config)
+            .await
+            .expect("open the run store");
+        let engine = Arc::new(
+            Engine::new(
+                config.analyses.clone(),
+                source.clone(),
+                Arc::new(Telemetry::new()),
+            )
+            .with_store(store),
+        );
         let clock = Arc::new(AtomicU64::new((base_time() as f64 + at).to_bits()));
         let reading = clock.clone();
         let state = AppState::new(engine.clone(), source).with_clock(Arc::new(move || {
@@ -94,6 +121,7 @@ impl Daemon {
                     .build()
                     .expect("HTTP client")
             },
+            _store_dir: store_dir,
         }
     }
 
@@ -146,6 +174,24 @@ impl Daemon {
     pub async fn metric_sum(&self, name: &str, labels: &[&str]) -> f64 {
         metric_sum(&self.metrics().await, name, labels)
     }
+}
+
+/// Adds a SQLite store in a fresh temporary directory to a config that
+/// names none.
+fn with_default_store(config_yaml: &str) -> (String, Option<tempfile::TempDir>) {
+    let names_store = config_yaml
+        .lines()
+        .any(|l| l.starts_with("store:") || l.starts_with("store "));
+    if names_store {
+        return (config_yaml.to_string(), None);
+    }
+    let dir = tempfile::tempdir().expect("temporary store directory");
+    let text = format!(
+        "{}\nstore: {{backend: sqlite, path: {:?}}}\n",
+        config_yaml.trim_end(),
+        dir.path().join("verdict.db").display().to_string()
+    );
+    (text, Some(dir))
 }
 
 impl Drop for Daemon {

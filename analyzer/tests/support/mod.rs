@@ -2,5 +2,7 @@
 //! declares `mod support;` and uses the submodule it needs.
 
 pub mod daemon;
+pub mod postgres;
 pub mod prometheus;
 pub mod scenario;
+pub mod store;
