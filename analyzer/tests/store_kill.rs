@@ -74,7 +74,8 @@ analyses:
         .build()
         .unwrap();
     let runs = ["a", "b", "c"];
-    let answered: Arc<Vec<AtomicUsize>> = Arc::new(runs.iter().map(|_| AtomicUsize::new(0)).collect());
+    let answered: Arc<Vec<AtomicUsize>> =
+        Arc::new(runs.iter().map(|_| AtomicUsize::new(0)).collect());
     for round in 0..5 {
         let mut child = spawn(&config);
         wait_healthy(&client, &url).await;
@@ -115,10 +116,18 @@ analyses:
         .arg(&config)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let stored = list["runs"].as_array().unwrap();
-    assert_eq!(stored.len(), runs.len(), "one run per rollout across restarts");
+    assert_eq!(
+        stored.len(),
+        runs.len(),
+        "one run per rollout across restarts"
+    );
     for (i, run) in runs.iter().enumerate() {
         let s = stored.iter().find(|r| r["name"] == *run).unwrap();
         let looks = s["looks"].as_u64().unwrap() as usize;
@@ -126,7 +135,10 @@ analyses:
         assert!(got > 0, "run {run} was never answered");
         // Every answered look is stored; at most one per kill was committed
         // but not answered.
-        assert!(looks >= got && looks <= got + 5, "run {run}: {looks} stored, {got} answered");
+        assert!(
+            looks >= got && looks <= got + 5,
+            "run {run}: {looks} stored, {got} answered"
+        );
         let out = Command::new(env!("CARGO_BIN_EXE_verdict"))
             .args(["runs", "show", "--json", "--config"])
             .arg(&config)

@@ -35,7 +35,10 @@ async fn migrations_go_up_and_down_and_a_failing_one_changes_nothing() {
         down: "DROP TABLE half_done;",
     });
     let err = s.run_migrations(&list, Step::Up, false).await.unwrap_err();
-    assert!(matches!(err, StoreError::Migration { version: 2, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::Migration { version: 2, .. }),
+        "{err}"
+    );
     assert_eq!(s.tables().await.unwrap(), before);
     assert_eq!(s.migration_status().await.unwrap().len(), 1);
 }

@@ -33,10 +33,18 @@ async fn migrations_go_up_and_down_and_report_status() {
     assert_eq!(store.migrate_up().await.unwrap(), vec![1]);
     assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     let tables = store.tables().await.unwrap();
-    for t in ["flagger_events", "looks", "notifications", "runs", "schema_migrations"] {
+    for t in [
+        "flagger_events",
+        "looks",
+        "notifications",
+        "runs",
+        "schema_migrations",
+    ] {
         assert!(tables.contains(&t.to_string()), "{tables:?}");
     }
-    assert!(store.migration_status().await.unwrap()[0].applied_at.is_some());
+    assert!(store.migration_status().await.unwrap()[0]
+        .applied_at
+        .is_some());
     assert_eq!(store.migrate_down().await.unwrap(), Some(1));
     assert_eq!(store.tables().await.unwrap(), vec!["schema_migrations"]);
     assert_eq!(store.migrate_down().await.unwrap(), None);
@@ -116,7 +124,10 @@ async fn looks_are_committed_with_their_explanation() {
     assert_eq!(m.statistics["test"], "bucket-label-e-process");
     assert_eq!(run.decision, Some(detail.looks[2].decision.action));
     // Closing ends the run; the next look starts a new one.
-    assert!(e.close_at("web", &scenario::key(), "Succeeded", 9999.0).await);
+    assert!(
+        e.close_at("web", &scenario::key(), "Succeeded", 9999.0)
+            .await
+    );
     let closed = store.get_run(run.id).await.unwrap().unwrap().run;
     assert_eq!(closed.outcome.as_deref(), Some("Succeeded"));
     assert_eq!(closed.ended_at, Some(9999.0));
@@ -191,7 +202,9 @@ async fn call(app: &axum::Router, method: &str, uri: &str, body: &str) -> (u16, 
         .unwrap();
     let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status().as_u16();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 24).await.unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
+        .await
+        .unwrap();
     (status, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
@@ -217,7 +230,10 @@ async fn the_runs_api_lists_and_explains_recorded_runs_with_events_and_notificat
             std::sync::atomic::Ordering::SeqCst,
         );
         let (status, body) = call(&app, "POST", "/v1/flagger/web/rollout", hook).await;
-        assert!(status == 200 || status == 409 || status == 424, "{status} {body}");
+        assert!(
+            status == 200 || status == 409 || status == 424,
+            "{status} {body}"
+        );
     }
     let (status, body) = call(&app, "POST", "/v1/flagger/web/event", hook).await;
     assert_eq!((status, body.as_str()), (200, "event recorded"));

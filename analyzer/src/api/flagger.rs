@@ -162,7 +162,11 @@ async fn handle(
                 name: payload.name.clone(),
                 phase: payload.phase.clone(),
                 event_type: kind.to_string(),
-                message: payload.metadata.get("eventMessage").cloned().unwrap_or_default(),
+                message: payload
+                    .metadata
+                    .get("eventMessage")
+                    .cloned()
+                    .unwrap_or_default(),
                 metadata: payload.metadata.clone(),
             };
             if let Err(e) = engine.store().record_event(&event).await {

@@ -65,8 +65,16 @@ impl RunsQuery {
             name: self.name.clone(),
             analysis: self.analysis.clone(),
             decision,
-            since: self.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
-            until: self.until.as_deref().map(|t| parse_time("until", t)).transpose()?,
+            since: self
+                .since
+                .as_deref()
+                .map(|t| parse_time("since", t))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|t| parse_time("until", t))
+                .transpose()?,
             limit,
         })
     }
@@ -110,7 +118,13 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<R
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("run id {id:?} must be an integer")))?;
-    match state.engine.store().get_run(id).await.map_err(unavailable)? {
+    match state
+        .engine
+        .store()
+        .get_run(id)
+        .await
+        .map_err(unavailable)?
+    {
         Some(run) => Ok(Json(run).into_response()),
         None => Err(ApiError {
             status: StatusCode::NOT_FOUND,

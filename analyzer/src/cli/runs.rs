@@ -231,13 +231,19 @@ pub fn show_text(d: &RunDetail) -> String {
         for reason in &look.decision.reasons {
             out.push_str(&format!("  reason: {reason}\n"));
         }
-        let mut rows = vec![["METRIC", "JUDGE", "RESULT", "WHY"].map(String::from).to_vec()];
+        let mut rows = vec![["METRIC", "JUDGE", "RESULT", "WHY"]
+            .map(String::from)
+            .to_vec()];
         for m in &look.metrics {
             rows.push(vec![
                 format!("  {}", m.name),
                 m.judge.as_str().to_string(),
                 m.classification.verdict_name().to_string(),
-                if m.reason.is_empty() { "-".into() } else { m.reason.clone() },
+                if m.reason.is_empty() {
+                    "-".into()
+                } else {
+                    m.reason.clone()
+                },
             ]);
         }
         if !look.metrics.is_empty() {
@@ -262,7 +268,10 @@ pub fn show_text(d: &RunDetail) -> String {
             n.decision.as_str(),
             if n.ok { "sent" } else { "failed" },
             n.attempts,
-            n.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+            n.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
         ));
     }
     out

@@ -87,9 +87,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.settings.store.retention.looks.0,
         telemetry.clone(),
     ));
-    let engine = Arc::new(
-        Engine::new(config.analyses.clone(), source.clone(), telemetry).with_store(store),
-    );
+    let engine =
+        Arc::new(Engine::new(config.analyses.clone(), source.clone(), telemetry).with_store(store));
     let app = api::router(AppState::new(engine.clone(), source));
     let listener = tokio::net::TcpListener::bind(&config.settings.listen)
         .await

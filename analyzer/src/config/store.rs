@@ -184,9 +184,10 @@ impl StoreSettings {
             })?;
             text.trim().to_string()
         } else if let Some(var) = &self.url_env {
-            env(var)
-                .map(|v| v.trim().to_string())
-                .ok_or(("store.url_env", format!("environment variable {var} is not set")))?
+            env(var).map(|v| v.trim().to_string()).ok_or((
+                "store.url_env",
+                format!("environment variable {var} is not set"),
+            ))?
         } else {
             return Ok(None);
         };

@@ -175,7 +175,8 @@ impl Engine {
 
     /// Marks a run finished (Flagger post-rollout); later looks start afresh.
     pub async fn close(&self, analysis: &str, key: &RunKey, outcome: &str) -> bool {
-        self.close_at(analysis, key, outcome, crate::api::now()).await
+        self.close_at(analysis, key, outcome, crate::api::now())
+            .await
     }
 
     /// [`Engine::close`] at time `now` (unix seconds), in memory and in the

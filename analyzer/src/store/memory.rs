@@ -50,7 +50,9 @@ fn ready<T: Send + 'static>(value: T) -> BoxFuture<'static, T> {
 
 impl Data {
     fn run_index(&self, id: i64) -> Option<usize> {
-        usize::try_from(id - 1).ok().filter(|i| *i < self.runs.len())
+        usize::try_from(id - 1)
+            .ok()
+            .filter(|i| *i < self.runs.len())
     }
 
     fn open_index(&self, analysis: &str, key: &RunKey) -> Option<usize> {
@@ -177,10 +179,7 @@ impl Store for MemoryStore {
         })))
     }
 
-    fn record_event<'a>(
-        &'a self,
-        event: &'a EventRecord,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn record_event<'a>(&'a self, event: &'a EventRecord) -> BoxFuture<'a, Result<(), StoreError>> {
         ready(Ok(self.with(|d| {
             let run_id = d
                 .runs
@@ -199,9 +198,7 @@ impl Store for MemoryStore {
         &'a self,
         notification: &'a NotificationRecord,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        ready(Ok(
-            self.with(|d| d.notifications.push(notification.clone()))
-        ))
+        ready(Ok(self.with(|d| d.notifications.push(notification.clone()))))
     }
 
     fn list_runs<'a>(
@@ -215,11 +212,7 @@ impl Store for MemoryStore {
                 .map(|r| r.summary.clone())
                 .filter(|s| filter.matches(s))
                 .collect();
-            runs.sort_by(|a, b| {
-                b.started_at
-                    .total_cmp(&a.started_at)
-                    .then(b.id.cmp(&a.id))
-            });
+            runs.sort_by(|a, b| b.started_at.total_cmp(&a.started_at).then(b.id.cmp(&a.id)));
             runs.truncate(filter.effective_limit());
             runs
         })))
@@ -250,8 +243,11 @@ impl Store for MemoryStore {
 
     fn delete_looks_before(&self, cutoff: f64) -> BoxFuture<'_, Result<u64, StoreError>> {
         ready(Ok(self.with(|d| {
-            let latest: BTreeMap<i64, u64> =
-                d.runs.iter().map(|r| (r.summary.id, r.summary.looks)).collect();
+            let latest: BTreeMap<i64, u64> = d
+                .runs
+                .iter()
+                .map(|r| (r.summary.id, r.summary.looks))
+                .collect();
             let before = d.looks.len();
             d.looks.retain(|(run, number), l| {
                 l.look.time >= cutoff || *number as u64 >= latest.get(run).copied().unwrap_or(0)

@@ -125,7 +125,10 @@ mod tests {
         };
         let list = [m(1), m(2), m(3)];
         assert_eq!(next(&list, &[1], Step::Up).unwrap().unwrap().version, 2);
-        assert_eq!(next(&list, &[1, 2], Step::Down).unwrap().unwrap().version, 2);
+        assert_eq!(
+            next(&list, &[1, 2], Step::Down).unwrap().unwrap().version,
+            2
+        );
         assert_eq!(next(&list, &[1, 2, 3], Step::Up).unwrap(), None);
         assert_eq!(next(&list, &[], Step::Down).unwrap(), None);
         assert_eq!(

@@ -302,8 +302,7 @@ pub trait Store: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<i64>, StoreError>>;
 
     /// Records a Flagger `event` webhook (its `run_id` is resolved here).
-    fn record_event<'a>(&'a self, event: &'a EventRecord)
-        -> BoxFuture<'a, Result<(), StoreError>>;
+    fn record_event<'a>(&'a self, event: &'a EventRecord) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Records a notification sent about a run.
     fn record_notification<'a>(

@@ -169,9 +169,7 @@ impl PostgresStore {
                     .map_err(|e| migrations::failed(&m, e))?;
                 }
             }
-            tx.commit()
-                .await
-                .map_err(|e| migrations::failed(&m, e))?;
+            tx.commit().await.map_err(|e| migrations::failed(&m, e))?;
             done.push(m.version);
             if once {
                 break;
@@ -436,10 +434,7 @@ impl Store for PostgresStore {
         })
     }
 
-    fn record_event<'a>(
-        &'a self,
-        e: &'a EventRecord,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn record_event<'a>(&'a self, e: &'a EventRecord) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let payload = to_json(&e.metadata)?;
             let conn = self.pool.get().await?;

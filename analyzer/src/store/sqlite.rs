@@ -469,10 +469,7 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn record_event<'a>(
-        &'a self,
-        event: &'a EventRecord,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn record_event<'a>(&'a self, event: &'a EventRecord) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let e = event.clone();
             let payload = to_json(&e.metadata)?;
@@ -612,20 +609,32 @@ impl Store for SqliteStore {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(db)?;
                 rows.into_iter()
-                    .map(|(received_at, analysis, run_id, namespace, name, phase, event_type, message, payload)| {
-                        Ok(EventRecord {
+                    .map(
+                        |(
                             received_at,
                             analysis,
-                            key: summary.key.clone(),
                             run_id,
                             namespace,
                             name,
                             phase,
                             event_type,
                             message,
-                            metadata: from_json("event metadata", &payload)?,
-                        })
-                    })
+                            payload,
+                        )| {
+                            Ok(EventRecord {
+                                received_at,
+                                analysis,
+                                key: summary.key.clone(),
+                                run_id,
+                                namespace,
+                                name,
+                                phase,
+                                event_type,
+                                message,
+                                metadata: from_json("event metadata", &payload)?,
+                            })
+                        },
+                    )
                     .collect::<Result<Vec<_>, StoreError>>()?
             };
             let notifications = {

@@ -142,8 +142,8 @@ impl PgServer {
             .output()
             .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
         if !out.status.success() {
-            let log = std::fs::read_to_string(self._dir.path().join("postgres.log"))
-                .unwrap_or_default();
+            let log =
+                std::fs::read_to_string(self._dir.path().join("postgres.log")).unwrap_or_default();
             panic!(
                 "{program} failed: {}\n{}\n{log}",
                 String::from_utf8_lossy(&out.stdout),
