@@ -180,7 +180,7 @@ impl Store for MemoryStore {
     }
 
     fn record_event<'a>(&'a self, event: &'a EventRecord) -> BoxFuture<'a, Result<(), StoreError>> {
-        ready(Ok(self.with(|d| {
+        self.with(|d| {
             let run_id = d
                 .runs
                 .iter()
@@ -191,14 +191,16 @@ impl Store for MemoryStore {
                 run_id,
                 ..event.clone()
             });
-        })))
+        });
+        ready(Ok(()))
     }
 
     fn record_notification<'a>(
         &'a self,
         notification: &'a NotificationRecord,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        ready(Ok(self.with(|d| d.notifications.push(notification.clone()))))
+        self.with(|d| d.notifications.push(notification.clone()));
+        ready(Ok(()))
     }
 
     fn list_runs<'a>(

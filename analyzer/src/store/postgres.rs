@@ -24,7 +24,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::{Client, NoTls, Row};
 
 /// Key of the advisory lock that serialises migrations across replicas.
-const MIGRATION_LOCK: i64 = 0x7665_7264_6963_74; // "verdict"
+const MIGRATION_LOCK: i64 = 0x0076_6572_6469_6374; // "verdict"
 
 fn db(e: tokio_postgres::Error) -> StoreError {
     StoreError::Backend(format!("postgres: {e}"))
