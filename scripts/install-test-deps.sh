@@ -14,6 +14,19 @@ set -euo pipefail
 # Helm's engine for the chart tests (its own script; before the Prometheus
 # check below, which may exit early).
 bash "$(dirname "$0")/install-helm-sdk.sh"
+# PostgreSQL for the run-store tests (analyzer/tests/store_postgres.rs): the
+# tests start their own throwaway cluster with initdb/pg_ctl from
+# /usr/lib/postgresql/*/bin on a free port; the packaged service is never
+# used. Idempotent: skipped when initdb is already installed.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    PG_SUDO=()
+    if [ "$(id -u)" -ne 0 ]; then PG_SUDO=(sudo -n); fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${PG_SUDO[@]}" apt-get install -y -q --no-install-recommends postgresql || {
+        "${PG_SUDO[@]}" apt-get update -q
+        "${PG_SUDO[@]}" apt-get install -y -q --no-install-recommends postgresql
+    }
+fi
 
 if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
     exit 0

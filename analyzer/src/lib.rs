@@ -14,5 +14,6 @@ pub mod notify;
 pub mod serve_tls;
 pub mod simulate;
 pub mod source;
+pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -33,7 +33,21 @@ pub struct Telemetry {
     pub http_unauthorized: IntCounterVec,
     pub tls_reloads: IntCounterVec,
     pub tls_handshake_failures: IntCounter,
+    pub store_errors: IntCounterVec,
+    pub store_seconds: HistogramVec,
+    pub retention_deleted_looks: IntCounter,
 }
+
+/// Run store operations, as labelled in `verdict_store_errors_total`.
+pub const STORE_OPERATIONS: &[&str] = &[
+    "open_run",
+    "sync_run",
+    "record_look",
+    "close_run",
+    "record_event",
+    "record_notification",
+    "retention",
+];
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -203,6 +217,31 @@ impl Telemetry {
         for result in ["success", "failure"] {
             tls_reloads.with_label_values(&[result]);
         }
+        let store_errors = IntCounterVec::new(
+            Opts::new(
+                "verdict_store_errors_total",
+                "Run store operations that failed, by operation; a look that cannot be recorded is answered as cannot judge.",
+            ),
+            &["operation"],
+        )
+        .expect("metric");
+        let store_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "verdict_store_duration_seconds",
+                "Time of run store operations on the look path, by operation.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["operation"],
+        )
+        .expect("metric");
+        let retention_deleted_looks = IntCounter::new(
+            "verdict_retention_deleted_looks_total",
+            "Looks deleted by the retention job.",
+        )
+        .expect("metric");
+        for operation in STORE_OPERATIONS {
+            store_errors.with_label_values(&[operation]);
+        }
         // Label values known in advance start at zero, so the series exist
         // (and `rate()` and alerts work) before the first event.
         for result in ["success", "failure"] {
@@ -235,6 +274,9 @@ impl Telemetry {
             Box::new(http_unauthorized.clone()),
             Box::new(tls_reloads.clone()),
             Box::new(tls_handshake_failures.clone()),
+            Box::new(store_errors.clone()),
+            Box::new(store_seconds.clone()),
+            Box::new(retention_deleted_looks.clone()),
         ] {
             registry.register(m).expect("unique metric names");
         }
@@ -260,6 +302,9 @@ impl Telemetry {
             http_unauthorized,
             tls_reloads,
             tls_handshake_failures,
+            store_errors,
+            store_seconds,
+            retention_deleted_looks,
         }
     }
 

@@ -158,12 +158,40 @@ async fn handle(
                 message = payload.metadata.get("eventMessage").map(String::as_str).unwrap_or(""),
                 "flagger event"
             );
+            let event = crate::store::EventRecord {
+                received_at: state.now(),
+                analysis,
+                key: payload.key(),
+                run_id: None,
+                namespace: payload.namespace.clone(),
+                name: payload.name.clone(),
+                phase: payload.phase.clone(),
+                event_type: kind.to_string(),
+                message: payload
+                    .metadata
+                    .get("eventMessage")
+                    .cloned()
+                    .unwrap_or_default(),
+                metadata: payload.metadata.clone(),
+            };
+            if let Err(e) = engine.store().record_event(&event).await {
+                engine
+                    .telemetry()
+                    .store_errors
+                    .with_label_values(&["record_event"])
+                    .inc();
+                tracing::error!("run store: {e}");
+                return Err(ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message: format!("event not recorded: {e}"),
+                });
+            }
             Ok((StatusCode::OK, "event recorded").into_response())
         }
         HookType::ConfirmRollout => Ok((StatusCode::OK, "rollout may start").into_response()),
         HookType::PostRollout => {
             let closed = engine
-                .close(&analysis, &payload.key(), &payload.phase)
+                .close_at(&analysis, &payload.key(), &payload.phase, state.now())
                 .await;
             let text = if closed { "run closed" } else { "no open run" };
             Ok((StatusCode::OK, text).into_response())

@@ -4,6 +4,7 @@
 //! * [`flagger`]: `POST /v1/flagger/{analysis}/{hook}` for every Flagger hook type;
 //! * [`argo`]: `GET|POST /v1/argo/{analysis}` for Argo Rollouts' `web` provider;
 //! * [`health`]: `/healthz`, `/readyz`, `/metrics`;
+//! * [`runs`]: `GET /v1/runs`, `GET /v1/runs/{id}` (the recorded runs);
 //! * [`auth`]: the token every route but the probes and `/metrics` requires.
 //!
 //! Bad input is a 4xx with a one-line reason and changes nothing.
@@ -12,6 +13,7 @@ pub mod argo;
 pub mod auth;
 pub mod flagger;
 pub mod health;
+pub mod runs;
 
 use crate::engine::Engine;
 use crate::source::SeriesSource;
@@ -86,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .merge(flagger::routes())
         .merge(argo::routes())
         .merge(health::routes())
+        .merge(runs::routes())
         // Every route merged above needs a token but the open ones; keep
         // this layer after the last merge.
         .layer(middleware::from_fn_with_state(

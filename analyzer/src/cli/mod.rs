@@ -5,6 +5,8 @@
 //! (2 for bad input, 1 for anything else).
 
 pub mod judge;
+pub mod migrate;
+pub mod runs;
 pub mod serve;
 pub mod simulate;
 pub mod stats;
@@ -42,6 +44,10 @@ pub enum Command {
     },
     /// Seeded simulation: sequential judges vs Kayenta Mann-Whitney on the same traffic.
     Simulate(simulate::SimulateArgs),
+    /// Read recorded runs from the store: list, or show one with every look.
+    Runs(runs::RunsArgs),
+    /// Migrate the run store's schema: up, down (one step), status.
+    Migrate(migrate::MigrateArgs),
     /// Validate configuration files.
     Config {
         #[command(subcommand)]
@@ -66,6 +72,8 @@ pub fn main() -> i32 {
         Command::Judge(args) => judge::run(&args),
         Command::Serve { config } => serve::run(&config),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Runs(args) => runs::run(&args),
+        Command::Migrate(args) => migrate::run(&args),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => match crate::config::load(&file) {
@@ -116,6 +124,15 @@ fn run_stats(input: Option<PathBuf>) -> i32 {
             EXIT_BAD_INPUT
         }
     }
+}
+
+/// Runs a future on a single-threaded runtime (commands that talk to the store).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime")
+        .block_on(future)
 }
 
 /// Prints a line to stdout; a closed pipe (`| head`) is not an error worth a panic.

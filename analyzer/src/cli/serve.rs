@@ -10,7 +10,7 @@ use crate::api::auth::Authenticator;
 use crate::api::{self, AppState};
 use crate::config::{self, Config, LogFormat};
 use crate::engine::Engine;
-use crate::notify::{NotificationLog, Notifier, TracingLog};
+use crate::notify::{NotificationLog, Notifier, StoreLog};
 use crate::source::prometheus::PrometheusSource;
 use crate::source::SeriesSource;
 use crate::telemetry::Telemetry;
@@ -102,10 +102,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let telemetry = Arc::new(Telemetry::new());
-    let notifier = start_notifier(&config, &telemetry, Arc::new(TracingLog))?;
+    let store = open_store(&config).await?;
+    tokio::spawn(crate::store::retention::run(
+        store.clone(),
+        config.settings.store.retention.looks.0,
+        telemetry.clone(),
+    ));
+    let notifier = start_notifier(&config, &telemetry, Arc::new(StoreLog(store.clone())))?;
     let engine = Arc::new(
         Engine::new(config.analyses.clone(), source.clone(), telemetry.clone())
-            .with_notifier(notifier),
+            .with_notifier(notifier)
+            .with_store(store),
     );
     let auth = Arc::new(Authenticator::new(config.credentials.api_tokens.clone()));
     if config.credentials.api_tokens.is_none() {
@@ -157,6 +164,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("verdict stopped");
     Ok(())
+}
+
+/// Opens and migrates the configured run store (see `config::store` for
+/// the default), warning when nothing will survive a restart.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn crate::store::Store>> {
+    let settings = &config.settings.store;
+    let store = crate::store::open(config).await?;
+    match settings.backend {
+        crate::config::store::StoreBackend::Memory => tracing::warn!(
+            "store.backend is memory: runs and looks are lost on restart, and replicas do not share them"
+        ),
+        crate::config::store::StoreBackend::Sqlite => tracing::info!(
+            path = %settings.sqlite_path(&config.path).display(),
+            "run store: sqlite"
+        ),
+        crate::config::store::StoreBackend::Postgres => {
+            tracing::info!("run store: postgres")
+        }
+    }
+    Ok(store)
 }
 
 async fn shutdown_signal() {

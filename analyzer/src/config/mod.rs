@@ -12,6 +12,7 @@ pub mod analysis;
 pub mod duration;
 pub mod kayenta;
 mod locate;
+pub mod store;
 pub mod template;
 
 use analysis::{Analysis, AnalysisConfig, FieldError};
@@ -49,6 +50,9 @@ pub struct Settings {
     /// Serve the API over TLS (plain HTTP when absent).
     #[serde(default)]
     pub tls: Option<ServeTlsSettings>,
+    /// Where runs and looks are recorded (SQLite beside this file by default).
+    #[serde(default)]
+    pub store: store::StoreSettings,
 }
 
 /// API authentication: `docs/security.md`.
@@ -166,6 +170,8 @@ pub struct Credentials {
     pub tls_ca_pem: Option<Vec<u8>>,
     /// Tokens of `auth.token_file` (as digests).
     pub api_tokens: Option<crate::api::auth::Tokens>,
+    /// The PostgreSQL URL of `store.url_file` / `store.url_env` (has a password).
+    pub store_url: Option<String>,
 }
 
 impl fmt::Debug for Credentials {
@@ -181,6 +187,7 @@ impl fmt::Debug for Credentials {
                 &self.basic_auth.as_ref().map(|(u, _)| (u, "<redacted>")),
             )
             .field("api_tokens", &self.api_tokens)
+            .field("store_url", &self.store_url.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -429,6 +436,14 @@ pub fn load_str(
         ) {
             problems.push(locate_problem(text, format, "tls", e));
         }
+    }
+    for (field, message) in settings.store.problems() {
+        problems.push(locate_problem(text, format, field, message));
+    }
+    let env_var = |name: &str| env.get(name).cloned();
+    match settings.store.read_url(base, &env_var) {
+        Ok(url) => credentials.store_url = url,
+        Err((field, message)) => problems.push(locate_problem(text, format, field, message)),
     }
     if !problems.is_empty() {
         return Err(ConfigError {

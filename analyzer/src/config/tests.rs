@@ -133,10 +133,12 @@ fn credentials_never_print() {
         basic_auth: Some(("u".into(), "pw".into())),
         tls_ca_pem: None,
         api_tokens: Some(crate::api::auth::Tokens::parse("api-token-0123456789").unwrap()),
+        store_url: Some("postgres://verdict:pgpass@db/verdict".into()),
     };
     let s = format!("{c:?}");
     assert!(!s.contains("s3cret") && !s.contains("pw\""), "{s}");
     assert!(!s.contains("api-token"), "{s}");
+    assert!(!s.contains("pgpass"), "{s}");
 }
 
 #[test]
@@ -170,4 +172,56 @@ fn a_tls_ca_file_is_read_and_checked_at_load() {
     assert!(c.settings.prometheus.tls.insecure_skip_verify);
     // The source builds a TLS-capable client from it.
     crate::cli::serve::prometheus_source(&c).expect("https client");
+}
+
+#[test]
+fn the_store_section_is_typed_and_validated_with_lines() {
+    let c = load_str(
+        Path::new("/etc/verdict/v.yaml"),
+        "listen: 127.0.0.1:1\n",
+        Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(c.settings.store.backend, store::StoreBackend::Sqlite);
+    assert_eq!(
+        c.settings.store.sqlite_path(&c.path),
+        Path::new("/etc/verdict/verdict.db")
+    );
+    let e = load_str(
+        Path::new("v.yaml"),
+        "listen: 127.0.0.1:1\nstore:\n  backend: postgres\n",
+        Vec::new(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("v.yaml:3: store.backend: postgres needs url_file or url_env"),
+        "{e}"
+    );
+    let e = load_str(
+        Path::new("v.yaml"),
+        "store:\n  backend: postgres\n  url_env: PG\n",
+        vec![("PG".to_string(), "mysql://root:hunter2@db".to_string())],
+    )
+    .unwrap_err();
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    let ok = load_str(
+        Path::new("v.yaml"),
+        "store:\n  backend: postgres\n  url_env: PG\n",
+        vec![("PG".to_string(), "postgres://v:pw@db/v".to_string())],
+    )
+    .unwrap();
+    assert_eq!(
+        ok.credentials.store_url.as_deref(),
+        Some("postgres://v:pw@db/v")
+    );
+    let e = load_str(
+        Path::new("v.yaml"),
+        "store:\n  backend: mongo\n",
+        Vec::new(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("v.yaml:2"), "{e}");
+    let e = load_str(Path::new("v.yaml"), "store:\n  colour: red\n", Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("colour"), "{e}");
 }

@@ -8,7 +8,7 @@
 use super::fetch::{ArmData, FetchError};
 use super::sequential::{judge_sequential, SequentialState};
 use crate::config::analysis::{Analysis, AnalysisConfig, Direction, JudgeKind, Metric, MinData};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use verdict_judges::decision::{DecisionPolicy, MetricOutcome, StepBudget};
 use verdict_judges::kayenta::classifier::{classify, Label};
@@ -42,7 +42,7 @@ impl JudgeContext {
 }
 
 /// A short description of one arm's data.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ArmSummary {
     Points {
@@ -97,12 +97,12 @@ impl ArmSummary {
 }
 
 /// The judgement of one metric at one look, with its explanation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MetricVerdict {
     pub name: String,
     pub group: String,
     pub judge: JudgeKind,
-    #[serde(serialize_with = "label_name")]
+    #[serde(serialize_with = "label_name", deserialize_with = "label_of_name")]
     pub classification: Label,
     pub critical: bool,
     pub muted: bool,
@@ -120,6 +120,22 @@ pub struct MetricVerdict {
 
 fn label_name<S: serde::Serializer>(label: &Label, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(label.verdict_name())
+}
+
+/// Reads [`label_name`]'s output back (looks read from the run store).
+fn label_of_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Label, D::Error> {
+    let name = String::deserialize(d)?;
+    [
+        Label::Pass,
+        Label::High,
+        Label::Low,
+        Label::Nodata,
+        Label::NodataFailMetric,
+        Label::Error,
+    ]
+    .into_iter()
+    .find(|l| l.verdict_name() == name)
+    .ok_or_else(|| serde::de::Error::custom(format!("unknown classification {name:?}")))
 }
 
 impl MetricVerdict {

@@ -9,6 +9,7 @@
 
 pub mod fetch;
 pub mod judge;
+pub mod persist;
 pub mod run;
 pub mod sequential;
 
@@ -16,6 +17,7 @@ use crate::config::analysis::{Analysis, BaselineWindow};
 use crate::config::template::TemplateError;
 use crate::notify::Notifier;
 use crate::source::{SeriesSource, SourceError, Window};
+use crate::store::{memory::MemoryStore, Store};
 use crate::telemetry::Telemetry;
 use fetch::{fetch_arm, render};
 use judge::{judge_metric, JudgeContext};
@@ -23,7 +25,7 @@ use run::{Look, LookWindow, Run, RunKey};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use verdict_judges::decision::decide;
+use verdict_judges::decision::{decide, Decision};
 
 /// A request for a look at a run.
 #[derive(Debug, Clone)]
@@ -83,6 +85,8 @@ pub struct Engine {
     telemetry: Arc<Telemetry>,
     /// Told of every recorded look (see [`Engine::with_notifier`]).
     notifier: Option<Arc<Notifier>>,
+    /// Where every look is committed before it is answered.
+    store: Arc<dyn Store>,
 }
 
 impl Engine {
@@ -97,6 +101,7 @@ impl Engine {
             runs: Mutex::new(HashMap::new()),
             telemetry,
             notifier: None,
+            store: Arc::new(MemoryStore::new()),
         }
     }
 
@@ -105,6 +110,25 @@ impl Engine {
     pub fn with_notifier(mut self, notifier: Option<Arc<Notifier>>) -> Self {
         self.notifier = notifier;
         self
+    }
+
+    /// The same engine recording into `store` (a new engine records into
+    /// memory only).
+    pub fn with_store(self, store: Arc<dyn Store>) -> Self {
+        Engine { store, ..self }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Counts a failed store operation.
+    fn store_failed(&self, operation: &str, error: &crate::store::StoreError) {
+        self.telemetry
+            .store_errors
+            .with_label_values(&[operation])
+            .inc();
+        tracing::error!(operation, "run store: {error}");
     }
 
     /// Replaces the analyses (config reload). Runs keep their state; their
@@ -162,16 +186,31 @@ impl Engine {
 
     /// Marks a run finished (Flagger post-rollout); later looks start afresh.
     pub async fn close(&self, analysis: &str, key: &RunKey, outcome: &str) -> bool {
+        self.close_at(analysis, key, outcome, crate::api::now())
+            .await
+    }
+
+    /// [`Engine::close`] at time `now` (unix seconds), in memory and in the
+    /// store (where another replica or an earlier process may hold the run).
+    pub async fn close_at(&self, analysis: &str, key: &RunKey, outcome: &str, now: f64) -> bool {
         let slot = (analysis.to_string(), key.clone());
         let run = self.runs.lock().expect("runs lock").remove(&slot);
-        match run.map(|e| e.run) {
+        let in_memory = match run.map(|e| e.run) {
             Some(run) => {
                 run.lock().await.closed = Some(outcome.to_string());
                 self.telemetry.forget_run(analysis, &key.to_string());
                 true
             }
             None => false,
-        }
+        };
+        let stored = match self.store.close_run(analysis, key, outcome, now).await {
+            Ok(id) => id.is_some(),
+            Err(e) => {
+                self.store_failed("close_run", &e);
+                false
+            }
+        };
+        in_memory || stored
     }
 
     /// Forgets runs idle for longer than [`RUN_IDLE_EVICTION_SECONDS`]; runs
@@ -223,6 +262,39 @@ impl Engine {
         // One look at a time per run: concurrent duplicates wait here and
         // then see the look the first one took.
         let mut run = run.lock().await;
+        let store_started = Instant::now();
+        let synced = persist::sync(
+            self.store.as_ref(),
+            &mut run,
+            &analysis,
+            req.now,
+            MAX_LOOKS_PER_RUN,
+        )
+        .await;
+        self.telemetry
+            .store_seconds
+            .with_label_values(&["sync_run"])
+            .observe(store_started.elapsed().as_secs_f64());
+        if let Err(e) = synced {
+            self.store_failed("sync_run", &e);
+            let window = LookWindow {
+                start: run.window_start,
+                end: req.now,
+                step_seconds: cfg.step.as_secs_f64(),
+            };
+            let number = run.last_look().map_or(1, |l| l.number + 1);
+            let baseline = cfg.baseline_window.describe().to_string();
+            let look = Look {
+                number,
+                time: req.now,
+                window,
+                baseline,
+                weight: req.weight,
+                metrics: Vec::new(),
+                decision: Decision::inconclusive("the run store could not be read"),
+            };
+            return Ok(Arc::new(persist::unrecorded(look, &e)));
+        }
         if let Some(last) = run.last_look() {
             if req.now - last.time < cfg.dedup_window.as_secs_f64() && req.now >= last.time {
                 self.telemetry.duplicate_deliveries.inc();
@@ -293,15 +365,14 @@ impl Engine {
         let fetched = futures_util::future::join_all(tasks).await;
         let judge_started = Instant::now();
         let context = JudgeContext::new(&analysis, req.weight);
+        // Judged on a copy: the run's state changes only with a committed look.
+        let mut sequential = run.sequential.clone();
         let verdicts: Vec<_> = analysis
             .metrics
             .iter()
             .zip(fetched)
             .map(|(metric, (canary, baseline))| {
-                let state = run
-                    .sequential
-                    .entry(metric.config.name.clone())
-                    .or_default();
+                let state = sequential.entry(metric.config.name.clone()).or_default();
                 judge_metric(metric, &context, canary, baseline, state)
             })
             .collect();
@@ -330,6 +401,24 @@ impl Engine {
             metrics: verdicts,
             decision,
         };
+        let store_started = Instant::now();
+        let committed = persist::record(self.store.as_ref(), &mut run, look, sequential).await;
+        self.telemetry
+            .store_seconds
+            .with_label_values(&["record_look"])
+            .observe(store_started.elapsed().as_secs_f64());
+        let look = match committed {
+            Ok(c) if c.ours => c.look,
+            Ok(c) => {
+                // Another replica recorded this look first: its answer.
+                self.telemetry.duplicate_deliveries.inc();
+                return Ok(Arc::new(c.look));
+            }
+            Err((error, look)) => {
+                self.store_failed("record_look", &error);
+                return Ok(Arc::new(persist::unrecorded(look, &error)));
+            }
+        };
         self.telemetry.record_look(
             &req.analysis,
             &req.key.to_string(),
@@ -345,13 +434,12 @@ impl Engine {
             reasons = ?look.decision.reasons,
             "decision"
         );
-        run.looks.push(look.clone());
         if run.looks.len() > MAX_LOOKS_PER_RUN {
             let excess = run.looks.len() - MAX_LOOKS_PER_RUN;
             run.looks.drain(..excess);
         }
         if let Some(notifier) = &self.notifier {
-            notifier.offer(&req.analysis, &req.key, &look);
+            notifier.offer_for_run(run.id, &req.analysis, &req.key, &look);
         }
         Ok(Arc::new(look))
     }

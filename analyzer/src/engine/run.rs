@@ -8,12 +8,12 @@
 
 use super::judge::MetricVerdict;
 use super::sequential::SequentialState;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use verdict_judges::decision::Decision;
 
 /// Who asked, and for which rollout.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "controller", rename_all = "kebab-case")]
 pub enum RunKey {
     Flagger {
@@ -45,7 +45,7 @@ impl std::fmt::Display for RunKey {
 }
 
 /// The analysis window of a look, in unix seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LookWindow {
     pub start: f64,
     pub end: f64,
@@ -53,7 +53,7 @@ pub struct LookWindow {
 }
 
 /// One judgement of every metric and the decision drawn from it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Look {
     /// 1-based position in the run.
     pub number: usize,
@@ -71,6 +71,8 @@ pub struct Look {
 /// One rollout under analysis.
 #[derive(Debug, Clone, Serialize)]
 pub struct Run {
+    /// The run's id in the run store, once recorded there.
+    pub id: Option<i64>,
     pub key: RunKey,
     pub analysis: String,
     /// Start of the analysis window: the first look minus the lookback.
@@ -94,6 +96,7 @@ impl Run {
         vars: BTreeMap<String, String>,
     ) -> Self {
         Run {
+            id: None,
             key,
             analysis: analysis.to_string(),
             window_start: now - lookback_seconds,

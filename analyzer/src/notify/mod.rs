@@ -102,6 +102,34 @@ impl NotificationLog for TracingLog {
     }
 }
 
+/// Records outcomes in the run store (the audit trail of `GET /v1/runs/{id}`)
+/// and in the log. An outcome without a run id (a look the store did not
+/// commit) is only logged; a store failure is logged, never retried.
+pub struct StoreLog(pub Arc<dyn crate::store::Store>);
+
+impl NotificationLog for StoreLog {
+    fn record<'a>(&'a self, outcome: &'a DeliveryOutcome) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            TracingLog.log(outcome);
+            let Some(run_id) = outcome.run_id else {
+                return;
+            };
+            let record = crate::store::NotificationRecord {
+                run_id,
+                sent_at: outcome.finished_at,
+                channel: outcome.channel.clone(),
+                decision: outcome.decision,
+                attempts: outcome.attempts,
+                ok: outcome.result.is_ok(),
+                error: outcome.result.clone().err(),
+            };
+            if let Err(e) = self.0.record_notification(&record).await {
+                tracing::error!(channel = %outcome.channel, "cannot record a notification: {e}");
+            }
+        })
+    }
+}
+
 /// Why the notifier could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {

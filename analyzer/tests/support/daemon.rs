@@ -15,6 +15,9 @@
 //! Tests whose data is live (a Prometheus scraping real services while the
 //! test runs) use [`Daemon::start_on_wall_clock`] instead: the clock of
 //! `verdict serve`.
+//! The run store: a config without a `store:` section gets a SQLite file
+//! in a temporary directory owned by the daemon (the production default
+//! would put `verdict.db` in the working directory, littering the checkout).
 
 #![allow(dead_code)] // each test binary uses a different subset
 
@@ -37,6 +40,8 @@ pub struct Daemon {
     wall_clock: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     client: reqwest::Client,
+    /// Holds the default SQLite store's directory until the daemon drops.
+    _store_dir: Option<tempfile::TempDir>,
 }
 
 /// A response: status and body text.
@@ -57,33 +62,59 @@ impl Daemon {
     /// Starts Verdict on `config_yaml` (a whole config file) with its clock
     /// at `base_time() + at` seconds. Panics if the config is refused.
     pub async fn start(config_yaml: &str, at: f64) -> Daemon {
-        Self::start_with_clock(config_yaml, at, false).await
+        Self::start_with(config_yaml, at, false, None).await
     }
 
     /// Starts Verdict on `config_yaml` on the wall clock, exactly as
     /// `verdict serve` runs. [`Daemon::at`] panics on such a daemon.
     pub async fn start_on_wall_clock(config_yaml: &str) -> Daemon {
-        Self::start_with_clock(config_yaml, 0.0, true).await
+        Self::start_with(config_yaml, 0.0, true, None).await
     }
 
-    /// The pinned clock at `base_time() + at`, or the wall clock if `wall_clock`.
-    async fn start_with_clock(config_yaml: &str, at: f64, wall_clock: bool) -> Daemon {
+    /// [`Daemon::start`] with another series source than the config's
+    /// Prometheus (`None`: the config's).
+    pub async fn start_with_source(
+        config_yaml: &str,
+        at: f64,
+        source: Option<Arc<dyn verdict::source::SeriesSource>>,
+    ) -> Daemon {
+        Self::start_with(config_yaml, at, false, source).await
+    }
+
+    /// The pinned clock at `base_time() + at` (or the wall clock if
+    /// `wall_clock`), over `source` or the config's Prometheus.
+    async fn start_with(
+        config_yaml: &str,
+        at: f64,
+        wall_clock: bool,
+        source: Option<Arc<dyn verdict::source::SeriesSource>>,
+    ) -> Daemon {
+        let (config_yaml, store_dir) = with_default_store(config_yaml);
+        let config_yaml = config_yaml.as_str();
         let config = verdict::config::load_str(
             std::path::Path::new("verdict-test.yaml"),
             config_yaml,
             std::iter::empty(),
         )
         .unwrap_or_else(|e| panic!("test config refused:\n{e}\n--- config ---\n{config_yaml}"));
-        let source = verdict::cli::serve::prometheus_source(&config).expect("Prometheus source");
+        let source = match source {
+            Some(s) => s,
+            None => verdict::cli::serve::prometheus_source(&config).expect("Prometheus source"),
+        };
+        let store = verdict::cli::serve::open_store(&config)
+            .await
+            .expect("open the run store");
         let telemetry = Arc::new(Telemetry::new());
         let notifier = verdict::cli::serve::start_notifier(
             &config,
             &telemetry,
-            Arc::new(verdict::notify::TracingLog),
+            Arc::new(verdict::notify::StoreLog(store.clone())),
         )
         .expect("notifier");
         let engine = Arc::new(
-            Engine::new(config.analyses.clone(), source.clone(), telemetry).with_notifier(notifier),
+            Engine::new(config.analyses.clone(), source.clone(), telemetry)
+                .with_notifier(notifier)
+                .with_store(store),
         );
         let clock = Arc::new(AtomicU64::new((base_time() as f64 + at).to_bits()));
         let reading = clock.clone();
@@ -123,6 +154,7 @@ impl Daemon {
                     .build()
                     .expect("HTTP client")
             },
+            _store_dir: store_dir,
         }
     }
 
@@ -179,6 +211,24 @@ impl Daemon {
     pub async fn metric_sum(&self, name: &str, labels: &[&str]) -> f64 {
         metric_sum(&self.metrics().await, name, labels)
     }
+}
+
+/// Adds a SQLite store in a fresh temporary directory to a config that
+/// names none.
+fn with_default_store(config_yaml: &str) -> (String, Option<tempfile::TempDir>) {
+    let names_store = config_yaml
+        .lines()
+        .any(|l| l.starts_with("store:") || l.starts_with("store "));
+    if names_store {
+        return (config_yaml.to_string(), None);
+    }
+    let dir = tempfile::tempdir().expect("temporary store directory");
+    let text = format!(
+        "{}\nstore: {{backend: sqlite, path: {:?}}}\n",
+        config_yaml.trim_end(),
+        dir.path().join("verdict.db").display().to_string()
+    );
+    (text, Some(dir))
 }
 
 impl Drop for Daemon {

@@ -3,5 +3,7 @@
 
 pub mod daemon;
 pub mod fault_proxy;
+pub mod postgres;
 pub mod prometheus;
 pub mod scenario;
+pub mod store;
