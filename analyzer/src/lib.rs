@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod json;
+pub mod kayenta_api;
 pub mod simulate;
 pub mod source;
 pub mod telemetry;

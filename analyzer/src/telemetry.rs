@@ -24,6 +24,8 @@ pub struct Telemetry {
     pub http_seconds: HistogramVec,
     pub flagger_events: IntCounterVec,
     pub config_reloads: IntCounterVec,
+    /// Kayenta-compatible executions, by how they ended.
+    pub kayenta_executions: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -126,6 +128,17 @@ impl Telemetry {
         for kind in ["Normal", "Warning", "other"] {
             flagger_events.with_label_values(&[kind]);
         }
+        let kayenta_executions = IntCounterVec::new(
+            Opts::new(
+                "verdict_kayenta_executions_total",
+                "Kayenta API executions, by status (started, succeeded, terminal).",
+            ),
+            &["status"],
+        )
+        .expect("metric");
+        for status in ["started", "succeeded", "terminal"] {
+            kayenta_executions.with_label_values(&[status]);
+        }
         for m in [
             Box::new(looks.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(look_seconds.clone()),
@@ -138,6 +151,7 @@ impl Telemetry {
             Box::new(http_seconds.clone()),
             Box::new(flagger_events.clone()),
             Box::new(config_reloads.clone()),
+            Box::new(kayenta_executions.clone()),
         ] {
             registry.register(m).expect("unique metric names");
         }
@@ -154,6 +168,7 @@ impl Telemetry {
             http_seconds,
             flagger_events,
             config_reloads,
+            kayenta_executions,
         }
     }
 

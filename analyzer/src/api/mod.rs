@@ -3,13 +3,15 @@
 //!
 //! * [`flagger`]: `POST /v1/flagger/{analysis}/{hook}` for every Flagger hook type;
 //! * [`argo`]: `GET|POST /v1/argo/{analysis}` for Argo Rollouts' `web` provider;
-//! * [`health`]: `/healthz`, `/readyz`, `/metrics`.
+//! * [`health`]: `/healthz`, `/readyz`, `/metrics`;
+//! * [`kayenta`]: Kayenta's `/canaryConfig` and `/canary` endpoints.
 //!
 //! Bad input is a 4xx with a one-line reason and changes nothing.
 
 pub mod argo;
 pub mod flagger;
 pub mod health;
+pub mod kayenta;
 
 use crate::engine::Engine;
 use crate::source::SeriesSource;
@@ -47,16 +49,25 @@ pub struct AppState {
     pub source: Arc<dyn SeriesSource>,
     /// The time of each look; [`wall_clock`] when serving.
     pub clock: Clock,
+    /// Kayenta-compatible configs and executions (in memory unless
+    /// replaced with [`AppState::with_kayenta`]).
+    pub kayenta: Arc<crate::kayenta_api::KayentaApi>,
 }
 
 impl AppState {
     /// State for serving: looks are taken at wall-clock time.
     pub fn new(engine: Arc<Engine>, source: Arc<dyn SeriesSource>) -> Self {
         AppState {
+            kayenta: Arc::new(crate::kayenta_api::KayentaApi::in_memory(engine.clone())),
             engine,
             source,
             clock: wall_clock(),
         }
+    }
+
+    /// The same state with another Kayenta API (e.g. backed by a store).
+    pub fn with_kayenta(self, kayenta: Arc<crate::kayenta_api::KayentaApi>) -> Self {
+        AppState { kayenta, ..self }
     }
 
     /// The same state with another clock (replay, tests).
@@ -76,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(flagger::routes())
         .merge(argo::routes())
         .merge(health::routes())
+        .merge(kayenta::routes())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

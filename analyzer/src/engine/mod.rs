@@ -124,16 +124,7 @@ impl Engine {
         analysis: &str,
         vars: &BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
-        let analysis = self.analysis(analysis)?;
-        for metric in &analysis.metrics {
-            for queries in [&metric.canary, &metric.baseline] {
-                render(queries, vars).map_err(|error| EngineError::BadVariable {
-                    metric: metric.config.name.clone(),
-                    error,
-                })?;
-            }
-        }
-        Ok(())
+        Self::check_analysis_vars(self.analysis(analysis)?.as_ref(), vars)
     }
 
     /// A snapshot of the run of `key` under `analysis`, if it exists.
@@ -185,7 +176,37 @@ impl Engine {
     /// duplicate (within the analysis's dedup window).
     pub async fn look(&self, req: LookRequest) -> Result<Arc<Look>, EngineError> {
         let analysis = self.analysis(&req.analysis)?;
-        self.check_vars(&req.analysis, &req.vars)?;
+        self.look_with(analysis, req, None).await
+    }
+
+    /// Checks that every query of `analysis` (registered or not) renders
+    /// with `vars`.
+    pub fn check_analysis_vars(
+        analysis: &Analysis,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        for metric in &analysis.metrics {
+            for queries in [&metric.canary, &metric.baseline] {
+                render(queries, vars).map_err(|error| EngineError::BadVariable {
+                    metric: metric.config.name.clone(),
+                    error,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A look with an analysis given by the caller rather than looked up by
+    /// name (a Kayenta execution's canary config, posted or inline).
+    /// `window_start` fixes the start of a new run's window (a judgement
+    /// over an explicit `[start, now]`) instead of `now − lookback`.
+    pub async fn look_with(
+        &self,
+        analysis: Arc<Analysis>,
+        req: LookRequest,
+        window_start: Option<f64>,
+    ) -> Result<Arc<Look>, EngineError> {
+        Self::check_analysis_vars(&analysis, &req.vars)?;
         let cfg = &analysis.config;
         let run = {
             let mut runs = self.runs.lock().expect("runs lock");
@@ -198,7 +219,7 @@ impl Engine {
                     req.key.clone(),
                     &req.analysis,
                     req.now,
-                    cfg.lookback.as_secs_f64(),
+                    window_start.map_or(cfg.lookback.as_secs_f64(), |start| req.now - start),
                     req.vars.clone(),
                 ))),
                 last_seen: req.now,
