@@ -194,9 +194,11 @@ pub fn prepare(
     scope_names.dedup();
     let scope_name = match scope_names.as_slice() {
         [one] => one,
-        several => return Err(KayentaError::Invalid(format!(
+        several => {
+            return Err(KayentaError::Invalid(format!(
             "the config's metrics use scopes {several:?}; Verdict judges one scope per execution"
-        ))),
+        )))
+        }
     };
     let pair = request.scopes.get(scope_name).ok_or_else(|| {
         KayentaError::Invalid(format!(
@@ -446,4 +448,73 @@ pub fn iso_duration(seconds: f64) -> String {
         out.push_str(&format!("{s}S"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_javas() {
+        assert_eq!(iso_duration(600.0), "PT10M");
+        assert_eq!(iso_duration(3725.0), "PT1H2M5S");
+        assert_eq!(iso_duration(0.0), "PT0S");
+    }
+
+    #[test]
+    fn instants_and_steps_read_as_jacksons() {
+        let at = |v: Value| parse_instant("start", Some(&v));
+        assert_eq!(at(json!("2025-01-01T10:00:00Z")).unwrap(), 1_735_725_600.0);
+        assert_eq!(at(json!("1735725600000")).unwrap(), 1_735_725_600.0);
+        assert_eq!(at(json!(1_735_725_600_500i64)).unwrap(), 1_735_725_600.5);
+        assert!(at(json!("10:00")).is_err());
+        assert!(at(json!(true)).is_err());
+        assert!(parse_instant("start", None).is_err());
+        assert_eq!(parse_step("step", Some(&json!("10"))).unwrap(), Some(10));
+        assert_eq!(parse_step("step", None).unwrap(), None);
+        assert!(parse_step("step", Some(&json!(0))).is_err());
+        assert!(parse_step("step", Some(&json!(1.5))).is_err());
+    }
+
+    fn config() -> CanaryConfig {
+        CanaryConfig::from_json(
+            &std::fs::read_to_string(format!(
+                "{}/../fixtures/kayenta/podinfo-argo.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn request() -> ExecutionRequest {
+        serde_json::from_value(json!({
+            "scopes": {"default": {
+                "controlScope": {"scope": "primary", "start": "2025-01-01T10:00:00Z", "end": "2025-01-01T10:10:00Z", "step": 15},
+                "experimentScope": {"scope": "canary", "region": "eu", "start": "2025-01-01T10:00:00Z", "end": "2025-01-01T10:10:00Z"}}},
+            "thresholds": {"pass": 90, "marginal": 75}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_request_becomes_a_fixed_window_judgement() {
+        let j = prepare(&config(), &request()).unwrap();
+        assert_eq!(j.end - j.start, 600.0);
+        assert_eq!(j.vars["canary_scope"], "canary");
+        assert_eq!(j.vars["baseline_scope"], "primary");
+        // `region` (Argo's name) is not `location`: ignored, as Kayenta does.
+        assert_eq!(j.vars["canary_location"], "");
+        assert_eq!(j.analysis.config.step.as_secs_f64(), 15.0);
+        assert_eq!(j.thresholds.pass, 90.0);
+        assert_eq!(j.analysis.config.thresholds.marginal, 75.0);
+    }
+
+    #[test]
+    fn metrics_in_several_scopes_are_refused() {
+        let mut c = config();
+        c.metrics[1].scope_name = Some("other".into());
+        let e = prepare(&c, &request()).unwrap_err();
+        assert!(e.to_string().contains("one scope per execution"), "{e}");
+    }
 }
