@@ -403,7 +403,8 @@ async fn canary_config_crud() {
 
     // Invalid configs are refused with the converter's reason.
     let graphite =
-        std::fs::read_to_string("../fixtures/kayenta/kayenta-graphite-sample.json").unwrap();
+        std::fs::read_to_string("../fixtures/kayenta/upstream-samples/graphite-sample-config.json")
+            .unwrap();
     let mut graphite: Value = serde_json::from_str(&graphite).unwrap();
     graphite["name"] = json!("graphite-sample");
     graphite["applications"] = json!(["x"]);
@@ -573,12 +574,17 @@ async fn kayentas_own_examples() {
     let cpu = d.get("/canaryConfig/integration-test-canary-config").await;
     assert_eq!(cpu.status, 200, "{cpu:?}");
     assert_eq!(cpu.json()["classifier"]["groupWeights"]["pod-group"], 100.0);
-    let adhoc = std::fs::read_to_string("../fixtures/kayenta/kayenta-newrelic-adhoc.json").unwrap();
+    let adhoc =
+        std::fs::read_to_string("../fixtures/kayenta/upstream-samples/newrelic-adhoc-request.json")
+            .unwrap();
     let m = message(&d.post_json("/canary", adhoc).await, 400);
     assert!(m.contains("\"newrelic\" is not supported"), "{m}");
     // Its epoch-millisecond strings and string step are read as Kayenta reads them.
     let mut request: Value = serde_json::from_str::<Value>(
-        &std::fs::read_to_string("../fixtures/kayenta/kayenta-newrelic-adhoc.json").unwrap(),
+        &std::fs::read_to_string(
+            "../fixtures/kayenta/upstream-samples/newrelic-adhoc-request.json",
+        )
+        .unwrap(),
     )
     .unwrap()["executionRequest"]
         .take();
