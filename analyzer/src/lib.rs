@@ -12,6 +12,7 @@ pub mod engine;
 pub mod json;
 pub mod notify;
 pub mod serve_tls;
+pub mod kayenta_api;
 pub mod simulate;
 pub mod source;
 pub mod store;

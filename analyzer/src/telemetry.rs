@@ -36,6 +36,8 @@ pub struct Telemetry {
     pub store_errors: IntCounterVec,
     pub store_seconds: HistogramVec,
     pub retention_deleted_looks: IntCounter,
+    /// Kayenta-compatible executions, by how they ended.
+    pub kayenta_executions: IntCounterVec,
 }
 
 /// Run store operations, as labelled in `verdict_store_errors_total`.
@@ -253,6 +255,17 @@ impl Telemetry {
         for api in ["flagger", "argo"] {
             answer_budget_exceeded.with_label_values(&[api]);
         }
+        let kayenta_executions = IntCounterVec::new(
+            Opts::new(
+                "verdict_kayenta_executions_total",
+                "Kayenta API executions, by status (started, succeeded, terminal).",
+            ),
+            &["status"],
+        )
+        .expect("metric");
+        for status in ["started", "succeeded", "terminal"] {
+            kayenta_executions.with_label_values(&[status]);
+        }
         for m in [
             Box::new(looks.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(look_seconds.clone()),
@@ -277,6 +290,7 @@ impl Telemetry {
             Box::new(store_errors.clone()),
             Box::new(store_seconds.clone()),
             Box::new(retention_deleted_looks.clone()),
+            Box::new(kayenta_executions.clone()),
         ] {
             registry.register(m).expect("unique metric names");
         }
@@ -305,6 +319,7 @@ impl Telemetry {
             store_errors,
             store_seconds,
             retention_deleted_looks,
+            kayenta_executions,
         }
     }
 

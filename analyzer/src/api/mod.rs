@@ -6,6 +6,7 @@
 //! * [`health`]: `/healthz`, `/readyz`, `/metrics`;
 //! * [`runs`]: `GET /v1/runs`, `GET /v1/runs/{id}` (the recorded runs);
 //! * [`auth`]: the token every route but the probes and `/metrics` requires.
+//! * [`kayenta`]: Kayenta's `/canaryConfig` and `/canary` endpoints.
 //!
 //! Bad input is a 4xx with a one-line reason and changes nothing.
 
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod flagger;
 pub mod health;
 pub mod runs;
+pub mod kayenta;
 
 use crate::engine::Engine;
 use crate::source::SeriesSource;
@@ -53,12 +55,16 @@ pub struct AppState {
     pub clock: Clock,
     /// The API tokens in force (authentication off when it holds none).
     pub auth: Arc<auth::Authenticator>,
+    /// Kayenta-compatible configs and executions (in memory unless
+    /// replaced with [`AppState::with_kayenta`]).
+    pub kayenta: Arc<crate::kayenta_api::KayentaApi>,
 }
 
 impl AppState {
     /// State for serving: looks are taken at wall-clock time.
     pub fn new(engine: Arc<Engine>, source: Arc<dyn SeriesSource>) -> Self {
         AppState {
+            kayenta: Arc::new(crate::kayenta_api::KayentaApi::in_memory(engine.clone())),
             engine,
             source,
             clock: wall_clock(),
@@ -69,6 +75,11 @@ impl AppState {
     /// The same state requiring the tokens of `auth`.
     pub fn with_auth(self, auth: Arc<auth::Authenticator>) -> Self {
         AppState { auth, ..self }
+    }
+
+    /// The same state with another Kayenta API (e.g. backed by a store).
+    pub fn with_kayenta(self, kayenta: Arc<crate::kayenta_api::KayentaApi>) -> Self {
+        AppState { kayenta, ..self }
     }
 
     /// The same state with another clock (replay, tests).
@@ -88,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .merge(flagger::routes())
         .merge(argo::routes())
         .merge(health::routes())
+        .merge(kayenta::routes())
         .merge(runs::routes())
         // Every route merged above needs a token but the open ones; keep
         // this layer after the last merge.

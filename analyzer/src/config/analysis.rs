@@ -376,6 +376,9 @@ pub struct Analysis {
     pub name: String,
     pub config: AnalysisConfig,
     pub metrics: Vec<Metric>,
+    /// The Kayenta canary config this analysis was converted from
+    /// (`kayenta_configs`), served unchanged by `GET /canaryConfig`.
+    pub kayenta_source: Option<std::sync::Arc<verdict_judges::kayenta::config::CanaryConfig>>,
 }
 
 /// One problem found while validating, with the config path of the field.
@@ -541,6 +544,7 @@ impl AnalysisConfig {
                 name: name.to_string(),
                 config: self,
                 metrics,
+                kayenta_source: None,
             })
         } else {
             Err(errors)

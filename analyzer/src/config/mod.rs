@@ -325,7 +325,10 @@ pub fn load_str(
                 }
                 kayenta::analysis_config(&canary)
                     .and_then(|a| a.validate(&name, ""))
-                    .map(|a| (name, a))
+                    .map(|mut a| {
+                        a.kayenta_source = Some(Arc::new(canary));
+                        (name, a)
+                    })
                     .map_err(|errs| {
                         errs.into_iter()
                             .map(|e| {

@@ -159,16 +159,7 @@ impl Engine {
         analysis: &str,
         vars: &BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
-        let analysis = self.analysis(analysis)?;
-        for metric in &analysis.metrics {
-            for queries in [&metric.canary, &metric.baseline] {
-                render(queries, vars).map_err(|error| EngineError::BadVariable {
-                    metric: metric.config.name.clone(),
-                    error,
-                })?;
-            }
-        }
-        Ok(())
+        Self::check_analysis_vars(self.analysis(analysis)?.as_ref(), vars)
     }
 
     /// A snapshot of the run of `key` under `analysis`, if it exists.
@@ -234,11 +225,41 @@ impl Engine {
     /// Takes a look, or returns the run's last look when this delivery is a
     /// duplicate (within the analysis's dedup window).
     pub async fn look(&self, req: LookRequest) -> Result<Arc<Look>, EngineError> {
+        let analysis = self.analysis(&req.analysis)?;
+        self.look_with(analysis, req, None).await
+    }
+
+    /// Checks that every query of `analysis` (registered or not) renders
+    /// with `vars`.
+    pub fn check_analysis_vars(
+        analysis: &Analysis,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        for metric in &analysis.metrics {
+            for queries in [&metric.canary, &metric.baseline] {
+                render(queries, vars).map_err(|error| EngineError::BadVariable {
+                    metric: metric.config.name.clone(),
+                    error,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A look with an analysis given by the caller rather than looked up by
+    /// name (a Kayenta execution's canary config, posted or inline).
+    /// `window_start` fixes the start of a new run's window (a judgement
+    /// over an explicit `[start, now]`) instead of `now − lookback`.
+    pub async fn look_with(
+        &self,
+        analysis: Arc<Analysis>,
+        req: LookRequest,
+        window_start: Option<f64>,
+    ) -> Result<Arc<Look>, EngineError> {
         // Counted from the request, so time spent waiting for the run's
         // lock is part of it: a slow backend cannot hold a run beyond it.
         let deadline = tokio::time::Instant::now() + Self::fetch_budget();
-        let analysis = self.analysis(&req.analysis)?;
-        self.check_vars(&req.analysis, &req.vars)?;
+        Self::check_analysis_vars(&analysis, &req.vars)?;
         let cfg = &analysis.config;
         let run = {
             let mut runs = self.runs.lock().expect("runs lock");
@@ -251,7 +272,7 @@ impl Engine {
                     req.key.clone(),
                     &req.analysis,
                     req.now,
-                    cfg.lookback.as_secs_f64(),
+                    window_start.map_or(cfg.lookback.as_secs_f64(), |start| req.now - start),
                     req.vars.clone(),
                 ))),
                 last_seen: req.now,

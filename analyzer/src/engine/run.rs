@@ -28,6 +28,10 @@ pub enum RunKey {
     Replay {
         name: String,
     },
+    /// One execution of the Kayenta-compatible API (`POST /canary`).
+    Kayenta {
+        execution: String,
+    },
 }
 
 impl std::fmt::Display for RunKey {
@@ -40,6 +44,7 @@ impl std::fmt::Display for RunKey {
             } => write!(f, "flagger/{namespace}/{name}/{checksum}"),
             RunKey::Argo { run } => write!(f, "argo/{run}"),
             RunKey::Replay { name } => write!(f, "replay/{name}"),
+            RunKey::Kayenta { execution } => write!(f, "kayenta/{execution}"),
         }
     }
 }

@@ -87,12 +87,13 @@ impl NewRun {
         }
     }
 
-    /// The controller that asked (`flagger`, `argo`, `replay`).
+    /// The controller that asked (`flagger`, `argo`, `replay`, `kayenta`).
     pub fn controller(&self) -> &'static str {
         match self.key {
             RunKey::Flagger { .. } => "flagger",
             RunKey::Argo { .. } => "argo",
             RunKey::Replay { .. } => "replay",
+            RunKey::Kayenta { .. } => "kayenta",
         }
     }
 }

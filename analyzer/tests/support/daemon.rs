@@ -199,6 +199,29 @@ impl Daemon {
         answer(r).await
     }
 
+    /// PUT with `Content-Type: application/json` (Kayenta's `/canaryConfig/{id}`).
+    pub async fn put_json(&self, path: &str, body: impl Into<Vec<u8>>) -> Answer {
+        let r = self
+            .client
+            .put(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body.into())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PUT {path}: {e}"));
+        answer(r).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        let r = self
+            .client
+            .delete(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DELETE {path}: {e}"));
+        answer(r).await
+    }
+
     /// The `/metrics` exposition.
     pub async fn metrics(&self) -> String {
         let a = self.get("/metrics").await;

@@ -31,6 +31,23 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Reads a string, or a number as its JSON text (Jackson's coercion).
+fn string_or_number<'de, D>(d: D) -> Result<Option<String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Some(other) => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a string or a number, got {other}"
+            )))
+        }
+    })
+}
+
 /// A whole canary config as stored by Kayenta's `/canaryConfig` endpoints.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -41,7 +58,12 @@ pub struct CanaryConfig {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// A string; Kayenta's own samples also write a number (`1.0`), which
+    /// Jackson coerces, so a number is read as its text.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "string_or_number"
+    )]
     pub config_version: Option<String>,
     #[serde(deserialize_with = "null_default")]
     pub applications: Vec<String>,
