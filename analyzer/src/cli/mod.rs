@@ -4,6 +4,7 @@
 //! library, and prints; errors become one line on stderr and an exit code
 //! (2 for bad input, 1 for anything else).
 
+pub mod fixtures;
 pub mod judge;
 pub mod serve;
 pub mod simulate;
@@ -42,6 +43,11 @@ pub enum Command {
     },
     /// Seeded simulation: sequential judges vs Kayenta Mann-Whitney on the same traffic.
     Simulate(simulate::SimulateArgs),
+    /// Seeded replay fixtures: recordings with expected outcomes.
+    Fixtures {
+        #[command(subcommand)]
+        command: fixtures::FixturesCommand,
+    },
     /// Validate configuration files.
     Config {
         #[command(subcommand)]
@@ -66,6 +72,7 @@ pub fn main() -> i32 {
         Command::Judge(args) => judge::run(&args),
         Command::Serve { config } => serve::run(&config),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Fixtures { command } => fixtures::run(&command),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => match crate::config::load(&file) {
