@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use verdict::config::analysis::Queries;
-use verdict::engine::run::RunKey;
+use verdict::engine::run::{Look, RunKey};
+use verdict::report::{render_html, ReportInput, ReportSeries};
 use verdict::engine::{Engine, LookRequest};
 use verdict::fixtures_gen::{generate, DEFAULT_SEED};
 use verdict::source::memory::MemorySource;
@@ -70,7 +71,6 @@ struct Manifest {
 struct Entry {
     file: String,
     expected: String,
-    #[allow(dead_code)]
     description: String,
     regression_start: Option<f64>,
     interval: String,
@@ -124,8 +124,8 @@ fn series(recorded: &Recorded, metric: &str, arm: &str) -> Vec<Series> {
         .unwrap_or_default()
 }
 
-/// Every look's action and time for one recording.
-async fn replay(manifest: &Manifest, entry: &Entry) -> Vec<(f64, Action)> {
+/// Every look of one recording, and the recorded series as the report takes them.
+async fn replay(manifest: &Manifest, entry: &Entry) -> (Vec<Look>, Vec<ReportSeries>) {
     let config = verdict::config::load(&recordings_dir().join(&manifest.config)).unwrap();
     let analysis = config.analyses[&manifest.analysis].clone();
     let recorded = read_recording(&recordings_dir().join(&entry.file));
@@ -165,7 +165,7 @@ async fn replay(manifest: &Manifest, entry: &Entry) -> Vec<(f64, Action)> {
         Arc::new(Telemetry::new()),
     );
     let (interval, step_every) = (minutes(&entry.interval), minutes(&entry.step_every));
-    let mut actions = Vec::new();
+    let mut looks = Vec::new();
     let mut now = start + interval;
     while now <= end {
         let step = (((now - interval - start) / step_every) as usize).min(entry.weights.len() - 1);
@@ -181,10 +181,21 @@ async fn replay(manifest: &Manifest, entry: &Entry) -> Vec<(f64, Action)> {
             })
             .await
             .unwrap();
-        actions.push((now, look.decision.action));
+        looks.push((*look).clone());
         now += interval;
     }
-    actions
+    let series = recorded
+        .iter()
+        .flat_map(|((metric, arm), by_le)| {
+            by_le.iter().map(move |(le, samples)| ReportSeries {
+                metric: metric.clone(),
+                arm: arm.clone(),
+                le: (!le.is_empty()).then(|| le.replace("+Inf", "inf").parse().unwrap()),
+                points: samples.iter().map(|s| (s.timestamp, s.value)).collect(),
+            })
+        })
+        .collect();
+    (looks, series)
 }
 
 #[tokio::test]
@@ -195,7 +206,23 @@ async fn every_fixture_is_judged_as_its_manifest_expects() {
     .unwrap();
     let mut failures = Vec::new();
     for entry in &manifest.recordings {
-        let actions = replay(&manifest, entry).await;
+        let (looks, series) = replay(&manifest, entry).await;
+        let actions: Vec<(f64, Action)> =
+            looks.iter().map(|l| (l.time, l.decision.action)).collect();
+        // The report renders real runs: every look has its row.
+        let html = render_html(&ReportInput {
+            title: &entry.file,
+            analysis: &manifest.analysis,
+            looks: &looks,
+            series: &series,
+            summary: &entry.description,
+        });
+        assert!(looks
+            .iter()
+            .all(|l| html.contains(&format!("id=\"look-{}\"", l.number))));
+        if let Ok(dir) = std::env::var("FIXTURES_REPORT_DIR") {
+            std::fs::write(Path::new(&dir).join(format!("{}.html", entry.file)), &html).unwrap();
+        }
         let first = |a: Action| actions.iter().find(|(_, x)| *x == a).map(|(t, _)| *t);
         let (abort, promote) = (first(Action::Abort), first(Action::Promote));
         let summary: String = actions

@@ -314,7 +314,7 @@ fn histogram_chart(name: &str, series: &[ReportSeries]) -> String {
             if le.is_infinite() {
                 "+Inf".into()
             } else {
-                format!("≤{}", svg::number(*le))
+                format!("≤{le}")
             }
         })
         .collect();

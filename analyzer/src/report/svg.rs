@@ -158,7 +158,7 @@ pub fn line_chart(
     }
     let _ = write!(
         s,
-        r#"<text class="tick" x="4" y="{}" transform="rotate(-90 4 {})">{}</text>"#,
+        r#"<text class="tick" x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="end">{}</text>"#,
         TOP + 10.0,
         TOP + 10.0,
         escape(y_label)
