@@ -46,13 +46,15 @@ pub fn number(v: f64) -> String {
 /// maximum of each pixel column, so spikes survive and a year of 15 s data
 /// stays a small file. NaN points are kept as breaks.
 fn thin(points: &[(f64, f64)], x0: f64, x1: f64) -> Vec<(f64, f64)> {
+    /// The open pixel column: its index, lowest and highest point.
+    type Column = Option<(usize, (f64, f64), (f64, f64))>;
     let columns = (WIDTH - LEFT - RIGHT) as usize;
     if points.len() <= 2 * columns || x1 <= x0 {
         return points.to_vec();
     }
     let mut out = Vec::with_capacity(3 * columns);
-    let mut current: Option<(usize, (f64, f64), (f64, f64))> = None;
-    let flush = |c: &mut Option<(usize, (f64, f64), (f64, f64))>, out: &mut Vec<(f64, f64)>| {
+    let mut current: Column = None;
+    let flush = |c: &mut Column, out: &mut Vec<(f64, f64)>| {
         if let Some((_, lo, hi)) = c.take() {
             let (a, b) = if lo.0 <= hi.0 { (lo, hi) } else { (hi, lo) };
             out.push(a);
