@@ -4,6 +4,7 @@
 //! library, and prints; errors become one line on stderr and an exit code
 //! (2 for bad input, 1 for anything else).
 
+pub mod fixtures;
 pub mod judge;
 pub mod migrate;
 pub mod runs;
@@ -48,6 +49,11 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Migrate the run store's schema: up, down (one step), status.
     Migrate(migrate::MigrateArgs),
+    /// Seeded replay fixtures: recordings with expected outcomes.
+    Fixtures {
+        #[command(subcommand)]
+        command: fixtures::FixturesCommand,
+    },
     /// Validate configuration files.
     Config {
         #[command(subcommand)]
@@ -74,6 +80,7 @@ pub fn main() -> i32 {
         Command::Simulate(args) => simulate::run(&args),
         Command::Runs(args) => runs::run(&args),
         Command::Migrate(args) => migrate::run(&args),
+        Command::Fixtures { command } => fixtures::run(&command),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => match crate::config::load(&file) {
