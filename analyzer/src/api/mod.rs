@@ -14,8 +14,8 @@ pub mod argo;
 pub mod auth;
 pub mod flagger;
 pub mod health;
-pub mod runs;
 pub mod kayenta;
+pub mod runs;
 
 use crate::engine::Engine;
 use crate::source::SeriesSource;
