@@ -13,6 +13,7 @@ pub mod fixtures_gen;
 pub mod json;
 pub mod kayenta_api;
 pub mod notify;
+pub mod reload;
 pub mod report;
 pub mod serve_tls;
 pub mod simulate;

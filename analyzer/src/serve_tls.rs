@@ -159,26 +159,12 @@ pub fn server_config(store: Arc<CertStore>) -> Result<Arc<ServerConfig>, String>
 /// Reloads `store` when its files change (polled every `interval`) and on
 /// SIGHUP; each attempt is logged and counted in `verdict_tls_reloads_total`.
 pub async fn watch(store: Arc<CertStore>, telemetry: Arc<Telemetry>, interval: Duration) {
-    #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut trigger = crate::reload::ReloadTrigger::new(interval);
     loop {
-        #[cfg(unix)]
-        let hup_recv = async {
-            match hup.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let hup_recv = std::future::pending::<()>();
-        let reason = tokio::select! {
-            _ = hup_recv => "SIGHUP",
-            _ = tokio::time::sleep(interval) => {
-                if !store.changed() { continue; }
-                "file change"
-            }
+        let reason = match trigger.next().await {
+            crate::reload::Wake::Hangup => "SIGHUP",
+            crate::reload::Wake::Tick if store.changed() => "file change",
+            crate::reload::Wake::Tick => continue,
         };
         match store.reload() {
             Ok(()) => {

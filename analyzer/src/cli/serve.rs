@@ -223,26 +223,16 @@ async fn reload_loop(mut current: Config, engine: Arc<Engine>, auth: Arc<Authent
     let path = current.path.clone();
     let mut last_modified = modified(&path);
     let mut last_secrets = secret_stamps(&current);
-    #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut trigger = crate::reload::ReloadTrigger::new(Duration::from_secs(2));
     loop {
-        #[cfg(unix)]
-        let hup_recv = async {
-            match hup.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let hup_recv = std::future::pending::<()>();
-        let reason = tokio::select! {
-            _ = hup_recv => "SIGHUP",
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {
+        let reason = match trigger.next().await {
+            crate::reload::Wake::Hangup => "SIGHUP",
+            crate::reload::Wake::Tick => {
                 let now = modified(&path);
                 let secrets = secret_stamps(&current);
-                if now == last_modified && secrets == last_secrets { continue; }
+                if now == last_modified && secrets == last_secrets {
+                    continue;
+                }
                 last_modified = now;
                 last_secrets = secrets;
                 "file change"
