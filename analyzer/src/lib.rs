@@ -10,6 +10,8 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod json;
+pub mod recording;
+pub mod replay;
 pub mod simulate;
 pub mod source;
 pub mod telemetry;
