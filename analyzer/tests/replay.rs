@@ -576,15 +576,21 @@ fn backtest_passes_when_expectations_hold_and_fails_otherwise() {
 fn replay_cli_prints_a_table_or_json_and_refuses_bad_files() {
     let dir = backtest_dir("regressed");
     // The manifest beside the file supplies config, analysis and vars.
+    let report = dir.path().join("report.html");
     let out = verdict_bin()
         .args(["replay", "--data"])
         .arg(dir.path().join("regressed.csv"))
+        .arg("--report")
+        .arg(&report)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("p99-latency") && stdout.contains("weight"), "{stdout}");
     assert!(stdout.contains("decision: abort"), "{stdout}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("<svg") && html.contains("p99-latency"), "{html}");
+    assert!(html.contains("decision: abort"), "the report carries the summary");
 
     let out = verdict_bin()
         .args(["replay", "--json", "--interval", "30s", "--weights", "10,100", "--step-every", "2m"])

@@ -5,6 +5,7 @@
 //! (2 for bad input, 1 for anything else).
 
 pub mod backtest;
+pub mod fixtures;
 pub mod judge;
 pub mod record;
 pub mod replay;
@@ -51,6 +52,11 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Replay every recording of a manifest and check each against its expected outcome.
     Backtest(backtest::BacktestArgs),
+    /// Seeded replay fixtures: recordings with expected outcomes.
+    Fixtures {
+        #[command(subcommand)]
+        command: fixtures::FixturesCommand,
+    },
     /// Validate configuration files.
     Config {
         #[command(subcommand)]
@@ -78,6 +84,7 @@ pub fn main() -> i32 {
         Command::Record(args) => record::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Backtest(args) => backtest::run(&args),
+        Command::Fixtures { command } => fixtures::run(&command),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => match crate::config::load(&file) {

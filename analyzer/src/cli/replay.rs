@@ -11,6 +11,7 @@ use crate::engine::run::Look;
 use crate::engine::Engine;
 use crate::recording::manifest::{Entry, Manifest, MANIFEST_FILE};
 use crate::replay::source::load;
+use crate::report::{render_html, ReportInput, ReportSeries};
 use crate::replay::{replay, ReplaySpec, ReplaySummary, Schedule};
 use crate::telemetry::Telemetry;
 use clap::Args;
@@ -105,6 +106,9 @@ pub struct ReplayArgs {
     /// Print JSON (every look and the summary) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write a self-contained HTML report (series, decision timeline, reasons).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 /// The manifest beside `data` and its entry for it, if any.
@@ -308,6 +312,20 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
         .ok_or_else(|| format!("unknown analysis {:?}", r.analysis))?
         .clone();
     let recording = crate::recording::read(&args.data).map_err(|e| e.to_string())?;
+    // The report plots the recorded series; copy them before the source takes them.
+    let report_series: Vec<ReportSeries> = match &args.report {
+        Some(_) => recording
+            .series
+            .iter()
+            .map(|s| ReportSeries {
+                metric: s.metric.clone(),
+                arm: s.arm.as_str().to_string(),
+                le: s.le,
+                points: s.samples.iter().map(|p| (p.timestamp, p.value)).collect(),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let loaded = load(recording, &analysis, &r.vars).map_err(|e| e.to_string())?;
     if !loaded.unused.is_empty() {
         eprintln!(
@@ -347,6 +365,7 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
         None => super::print_line(line),
     };
     let mut looks_json = Vec::new();
+    let mut report_looks: Vec<Look> = Vec::new();
     if !args.json {
         say(&format!(
             "replaying {} with analysis {} ({} to {})",
@@ -371,6 +390,9 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
             } else {
                 say(&row(run, look));
             }
+            if args.report.is_some() {
+                report_looks.push(look.clone());
+            }
             if let Some(b) = &bar {
                 b.inc(1);
             }
@@ -378,6 +400,22 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     if let Some(b) = &bar {
         b.finish_and_clear();
+    }
+    if let Some(path) = &args.report {
+        let summary_text = summary_lines(&summary).join("\n");
+        let title = format!("Replay of {}", args.data.display());
+        let html = render_html(&ReportInput {
+            title: &title,
+            analysis: &r.analysis,
+            looks: &report_looks,
+            series: &report_series,
+            summary: &summary_text,
+        });
+        std::fs::write(path, html)
+            .map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
+        if !args.json {
+            eprintln!("report: {}", path.display());
+        }
     }
     if args.json {
         let out = serde_json::json!({

@@ -1,0 +1,105 @@
+//! The recording's long table, written as CSV.
+//!
+//! Header `timestamp,metric,arm,value,le`: one row per sample of one series.
+//! `le` is empty except for histogram buckets (`+Inf` for the last). Values
+//! are formatted deterministically (integers without a fraction, gauges with
+//! four decimals, `NaN` for a missing scrape) so the committed fixtures are
+//! byte-identical to a fresh generation.
+//!
+//! This writer is private to the generator until the recording module's own
+//! writer lands; [`write_csv`] is the one function to swap.
+
+use std::io::Write;
+use std::path::Path;
+
+/// Which side of the comparison a series belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arm {
+    Baseline,
+    Canary,
+}
+
+impl Arm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arm::Baseline => "baseline",
+            Arm::Canary => "canary",
+        }
+    }
+}
+
+/// How a value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueFormat {
+    /// A counter: an integer.
+    Count,
+    /// A gauge: four decimals.
+    Gauge,
+}
+
+/// One sample of one recorded series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Unix seconds.
+    pub timestamp: i64,
+    /// Analysis metric name, or `<metric>:errors` / `<metric>:total`.
+    pub metric: String,
+    pub arm: Arm,
+    pub value: f64,
+    pub format: ValueFormat,
+    /// Histogram bucket upper bound.
+    pub le: Option<f64>,
+}
+
+fn format_value(value: f64, format: ValueFormat) -> String {
+    if value.is_nan() {
+        return "NaN".into();
+    }
+    match format {
+        ValueFormat::Count => format!("{}", value.round() as i64),
+        ValueFormat::Gauge => format!("{value:.4}"),
+    }
+}
+
+fn format_le(le: Option<f64>) -> String {
+    match le {
+        None => String::new(),
+        Some(le) if le == f64::INFINITY => "+Inf".into(),
+        Some(le) => format!("{le}"),
+    }
+}
+
+/// Writes `rows` as a recording CSV at `path`.
+pub fn write_csv(rows: &[Row], path: &Path) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "timestamp,metric,arm,value,le")?;
+    for r in rows {
+        writeln!(
+            out,
+            "{},{},{},{},{}",
+            r.timestamp,
+            r.metric,
+            r.arm.as_str(),
+            format_value(r.value, r.format),
+            format_le(r.le)
+        )?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_formatted_for_stable_bytes() {
+        assert_eq!(format_value(12.0, ValueFormat::Count), "12");
+        assert_eq!(format_value(0.123456, ValueFormat::Gauge), "0.1235");
+        assert_eq!(format_value(f64::NAN, ValueFormat::Gauge), "NaN");
+        assert_eq!(format_le(Some(0.25)), "0.25");
+        assert_eq!(format_le(Some(2.5)), "2.5");
+        assert_eq!(format_le(Some(1.0)), "1");
+        assert_eq!(format_le(Some(f64::INFINITY)), "+Inf");
+        assert_eq!(format_le(None), "");
+    }
+}
