@@ -11,6 +11,8 @@ pub mod config;
 pub mod engine;
 pub mod fixtures_gen;
 pub mod json;
+pub mod recording;
+pub mod replay;
 pub mod report;
 pub mod simulate;
 pub mod source;

@@ -4,8 +4,11 @@
 //! library, and prints; errors become one line on stderr and an exit code
 //! (2 for bad input, 1 for anything else).
 
+pub mod backtest;
 pub mod fixtures;
 pub mod judge;
+pub mod record;
+pub mod replay;
 pub mod serve;
 pub mod simulate;
 pub mod stats;
@@ -43,6 +46,12 @@ pub enum Command {
     },
     /// Seeded simulation: sequential judges vs Kayenta Mann-Whitney on the same traffic.
     Simulate(simulate::SimulateArgs),
+    /// Record an analysis's queries for both arms from Prometheus into a CSV or Parquet file.
+    Record(record::RecordArgs),
+    /// Replay a recording through the daemon's engine, one look per interval.
+    Replay(replay::ReplayArgs),
+    /// Replay every recording of a manifest and check each against its expected outcome.
+    Backtest(backtest::BacktestArgs),
     /// Seeded replay fixtures: recordings with expected outcomes.
     Fixtures {
         #[command(subcommand)]
@@ -72,6 +81,9 @@ pub fn main() -> i32 {
         Command::Judge(args) => judge::run(&args),
         Command::Serve { config } => serve::run(&config),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Record(args) => record::run(&args),
+        Command::Replay(args) => replay::run(&args),
+        Command::Backtest(args) => backtest::run(&args),
         Command::Fixtures { command } => fixtures::run(&command),
         Command::Config {
             command: ConfigCommand::Check { file },
