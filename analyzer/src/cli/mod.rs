@@ -4,9 +4,12 @@
 //! library, and prints; errors become one line on stderr and an exit code
 //! (2 for bad input, 1 for anything else).
 
+pub mod backtest;
 pub mod fixtures;
 pub mod judge;
 pub mod migrate;
+pub mod record;
+pub mod replay;
 pub mod runs;
 pub mod serve;
 pub mod simulate;
@@ -49,6 +52,12 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Migrate the run store's schema: up, down (one step), status.
     Migrate(migrate::MigrateArgs),
+    /// Record an analysis's queries for both arms from Prometheus into a CSV or Parquet file.
+    Record(record::RecordArgs),
+    /// Replay a recording through the daemon's engine, one look per interval.
+    Replay(replay::ReplayArgs),
+    /// Replay every recording of a manifest and check each against its expected outcome.
+    Backtest(backtest::BacktestArgs),
     /// Seeded replay fixtures: recordings with expected outcomes.
     Fixtures {
         #[command(subcommand)]
@@ -80,6 +89,9 @@ pub fn main() -> i32 {
         Command::Simulate(args) => simulate::run(&args),
         Command::Runs(args) => runs::run(&args),
         Command::Migrate(args) => migrate::run(&args),
+        Command::Record(args) => record::run(&args),
+        Command::Replay(args) => replay::run(&args),
+        Command::Backtest(args) => backtest::run(&args),
         Command::Fixtures { command } => fixtures::run(&command),
         Command::Config {
             command: ConfigCommand::Check { file },

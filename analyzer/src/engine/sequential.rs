@@ -342,6 +342,23 @@ pub fn judge_sequential(
             );
         }
     }
+    // Nor can that look promote: the split at the new weight is unchecked
+    // until the next look, whose increments all fall after the change. (A
+    // promote on a step's first look would let a broken split through
+    // whenever the weight moves every look.)
+    if starts_segment && s.srm.is_some() && v.classification == Label::Pass {
+        v.enough_data = false;
+        let unchecked = format!(
+            "the traffic split at weight {:.2}% is checked from the next look on (this look's \
+             requests reach back before the weight changed)",
+            s.weight.unwrap_or(f64::NAN)
+        );
+        v.reason = if v.reason.is_empty() {
+            unchecked
+        } else {
+            format!("{}; {unchecked}", v.reason)
+        };
+    }
     // A broken traffic split (the canary gets far more or fewer requests than
     // its weight: crashing pods, a misrouted mesh) blocks promotion whatever
     // the outcome comparison says; a shown harm still aborts.

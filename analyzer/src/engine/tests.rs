@@ -166,7 +166,20 @@ async fn a_broken_traffic_split_blocks_promotion() {
     // The weight says 5 % but the canary gets half the requests: seen from
     // the segment's second look (the first one's increments reach back
     // before the weight took effect, so it does not judge the split).
-    e.look(at("split", 600.0, 5.0)).await.unwrap();
+    // That first look cannot promote either: with the weight moving every
+    // look, a broken split would otherwise never be seen.
+    let first = e.look(at("split", 600.0, 5.0)).await.unwrap();
+    let m = &first.metrics[0];
+    assert!(!m.enough_data, "{m:?}");
+    assert!(
+        m.reason.contains("checked from the next look"),
+        "{}",
+        m.reason
+    );
+    assert_ne!(
+        first.decision.action,
+        verdict_judges::decision::Action::Promote
+    );
     let look = e.look(at("split", 900.0, 5.0)).await.unwrap();
     let m = &look.metrics[0];
     assert_eq!(m.classification.verdict_name(), "error", "{m:?}");
@@ -206,6 +219,8 @@ async fn a_segments_first_look_does_not_judge_the_split_it_straddles() {
         let look = e.look(at(now)).await.unwrap();
         let m = &look.metrics[0];
         assert_eq!(m.classification.verdict_name(), "pass", "at {now}: {m:?}");
+        // Counts toward promotion once the split has been checked.
+        assert_eq!(m.enough_data, now > 630.0, "at {now}: {m:?}");
     }
 }
 

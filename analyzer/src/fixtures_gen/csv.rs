@@ -6,8 +6,11 @@
 //! four decimals, `NaN` for a missing scrape) so the committed fixtures are
 //! byte-identical to a fresh generation.
 //!
-//! This writer is private to the generator until the recording module's own
-//! writer lands; [`write_csv`] is the one function to swap.
+//! The generator keeps this small writer rather than the recording module's
+//! polars writer because the committed bytes must be stable and follow the
+//! recording contract to the letter (integer counts, `+Inf`); the polars
+//! writer reads the same files. Swapping is one line in [`write_csv`]
+//! (`crate::recording::table::write`), followed by a regeneration.
 
 use std::io::Write;
 use std::path::Path;

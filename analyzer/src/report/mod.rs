@@ -194,9 +194,16 @@ fn counter_charts(name: &str, series: &[ReportSeries], markers: &[svg::Marker<'_
     if !(x0.is_finite() && x1 > x0) {
         return "<p>No request counts recorded.</p>".into();
     }
-    // About a hundred bins: per-scrape ratios of a small canary are mostly 0.
-    let bins = 100usize;
-    let bin = (x1 - x0) / bins as f64;
+    // About a hundred bins of whole sample steps (a bin holding sometimes
+    // two and sometimes three scrapes would draw a sawtooth): per-scrape
+    // ratios of a small canary are mostly 0.
+    let step = all
+        .iter()
+        .flat_map(|s| s.points.windows(2).map(|w| w[1].0 - w[0].0))
+        .filter(|d| *d > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let bin = step * ((x1 - x0) / 100.0 / step).ceil().max(1.0);
+    let bins = ((x1 - x0) / bin).ceil().max(1.0) as usize;
     let mut ratio_lines = Vec::new();
     let mut rate_lines = Vec::new();
     for arm in ["baseline", "canary"] {

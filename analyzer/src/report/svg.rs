@@ -149,10 +149,10 @@ pub fn line_chart(
             escape(&number(v))
         );
     }
-    for t in [x0, (x0 + x1) / 2.0, x1] {
+    for (t, anchor) in [(x0, "start"), ((x0 + x1) / 2.0, "middle"), (x1, "end")] {
         let _ = write!(
             s,
-            r#"<text class="tick" x="{:.1}" y="{}" text-anchor="middle">{} UTC</text>"#,
+            r#"<text class="tick" x="{:.1}" y="{}" text-anchor="{anchor}">{} UTC</text>"#,
             sx(t),
             HEIGHT - 10.0,
             clock(t)

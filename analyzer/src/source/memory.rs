@@ -4,6 +4,11 @@
 //! samples inside the window, and an empty result for a query it does not
 //! know. Replays load recordings into it; engine tests use it to drive looks
 //! on exact data.
+//!
+//! Samples are kept sorted by time (sorted once, on insert), so a window is
+//! found by two binary searches and copied out: a look costs the size of
+//! its window, not of the recording. That is what lets a year of data
+//! replay as thousands of short rollouts in linear time.
 
 use super::{BoxFuture, Series, SeriesSource, SourceError, Window};
 use std::collections::HashMap;
@@ -20,8 +25,37 @@ impl MemorySource {
     }
 
     /// Sets the answer of `query` (the rendered text, as the engine sends it).
-    pub fn insert(&mut self, query: impl Into<String>, series: Vec<Series>) {
+    /// Each series' samples are sorted by time here (stable: equal
+    /// timestamps keep their order).
+    pub fn insert(&mut self, query: impl Into<String>, mut series: Vec<Series>) {
+        for s in &mut series {
+            if !s.samples.is_sorted_by(|a, b| a.timestamp <= b.timestamp) {
+                s.samples
+                    .sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+            }
+        }
         self.series.insert(query.into(), series);
+    }
+
+    /// The answer of `query`, if it has one.
+    pub fn answer(&self, query: &str) -> Option<&[Series]> {
+        self.series.get(query).map(Vec::as_slice)
+    }
+
+    /// The series of every query (for reports and spans).
+    pub fn queries(&self) -> impl Iterator<Item = (&str, &[Series])> {
+        self.series.iter().map(|(q, s)| (q.as_str(), s.as_slice()))
+    }
+
+    /// The samples of `series` inside `window`, by binary search.
+    fn window_of(series: &Series, window: &Window) -> Series {
+        let samples = &series.samples;
+        let from = samples.partition_point(|p| p.timestamp < window.start);
+        let to = from + samples[from..].partition_point(|p| p.timestamp <= window.end);
+        Series {
+            labels: series.labels.clone(),
+            samples: samples[from..to].to_vec(),
+        }
     }
 }
 
@@ -36,15 +70,7 @@ impl SeriesSource for MemorySource {
             .get(query)
             .map(|all| {
                 all.iter()
-                    .map(|s| Series {
-                        labels: s.labels.clone(),
-                        samples: s
-                            .samples
-                            .iter()
-                            .filter(|p| p.timestamp >= window.start && p.timestamp <= window.end)
-                            .copied()
-                            .collect(),
-                    })
+                    .map(|s| Self::window_of(s, window))
                     .filter(|s| !s.samples.is_empty())
                     .collect()
             })
@@ -54,5 +80,77 @@ impl SeriesSource for MemorySource {
 
     fn ready(&self) -> BoxFuture<'_, Result<(), SourceError>> {
         Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Sample;
+    use std::time::Duration;
+
+    fn series(points: &[(f64, f64)]) -> Series {
+        Series {
+            labels: Default::default(),
+            samples: points
+                .iter()
+                .map(|&(timestamp, value)| Sample { timestamp, value })
+                .collect(),
+        }
+    }
+
+    fn window(start: f64, end: f64) -> Window {
+        Window {
+            start,
+            end,
+            step: Duration::from_secs(15),
+        }
+    }
+
+    async fn answer(source: &MemorySource, query: &str, w: Window) -> Vec<Vec<f64>> {
+        source
+            .query_range(query, &w)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.samples.iter().map(|p| p.timestamp).collect())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn windows_are_inclusive_and_match_a_linear_filter() {
+        // Unsorted on insert, with a duplicate timestamp.
+        let points: Vec<(f64, f64)> = [30.0, 0.0, 15.0, 45.0, 15.0, 60.0, 90.0]
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| (t, i as f64))
+            .collect();
+        let mut source = MemorySource::new();
+        source.insert("q", vec![series(&points)]);
+        for (start, end) in [
+            (0.0, 90.0),
+            (15.0, 45.0),
+            (14.9, 15.1),
+            (16.0, 29.0),
+            (-10.0, -1.0),
+            (91.0, 100.0),
+            (60.0, 60.0),
+        ] {
+            let mut expected: Vec<f64> = points
+                .iter()
+                .map(|p| p.0)
+                .filter(|&t| t >= start && t <= end)
+                .collect();
+            expected.sort_by(f64::total_cmp);
+            let got = answer(&source, "q", window(start, end)).await;
+            if expected.is_empty() {
+                assert!(got.is_empty(), "[{start}, {end}]: {got:?}");
+            } else {
+                assert_eq!(got, vec![expected], "[{start}, {end}]");
+            }
+        }
+        assert!(answer(&source, "unknown", window(0.0, 90.0))
+            .await
+            .is_empty());
     }
 }

@@ -1,0 +1,456 @@
+//! The long table on disk: CSV or Parquet through polars, read and written
+//! in chunks.
+//!
+//! Reading: a Parquet file is read a slice of rows at a time (polars reads
+//! only the row groups a slice touches); a CSV file is cut at line
+//! boundaries into chunks of a few megabytes, each parsed with the header
+//! in front. CSV cells are read as text and parsed here, so a bad cell is
+//! reported with its row and column instead of polars' inference guessing
+//! a type. Rows are numbered from 1, the header not counted; CSV chunks
+//! are cut at newlines, so quoted cells must not contain line breaks.
+//!
+//! Writing: rows are buffered and flushed as one polars batch per chunk.
+
+use super::{
+    parse_le, parse_timestamp, parse_value, Arm, Recording, RecordingError, SeriesBuilder,
+};
+use crate::source::Sample;
+use polars::prelude::{
+    Column, CsvReadOptions, CsvWriter, DataFrame, DataType, Field, ParquetReader, ParquetWriter,
+    Schema, SerReader, SerWriter, StringChunked,
+};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Cursor, Read};
+use std::path::{Path, PathBuf};
+
+/// Rows per Parquet slice and per written batch.
+pub const CHUNK_ROWS: usize = 1 << 20;
+/// Bytes per CSV chunk (cut at the next newline).
+const CSV_CHUNK_BYTES: usize = 32 << 20;
+
+/// The table's columns.
+pub const TIMESTAMP: &str = "timestamp";
+pub const METRIC: &str = "metric";
+pub const ARM: &str = "arm";
+pub const VALUE: &str = "value";
+pub const LE: &str = "le";
+
+/// On-disk format, by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+impl Format {
+    pub fn of(path: &Path) -> Option<Format> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("csv") => Some(Format::Csv),
+            Some("parquet" | "pq") => Some(Format::Parquet),
+            _ => None,
+        }
+    }
+}
+
+fn polars_error(path: &Path, e: impl std::fmt::Display) -> RecordingError {
+    RecordingError::file(path, e.to_string())
+}
+
+/// Reads a whole table.
+pub fn read(path: &Path, format: Format) -> Result<Recording, RecordingError> {
+    let mut builder = SeriesBuilder::default();
+    let rows = match format {
+        Format::Csv => read_csv(path, &mut builder)?,
+        Format::Parquet => read_parquet(path, &mut builder)?,
+    };
+    if rows == 0 {
+        return Err(RecordingError::file(path, "the recording has no rows"));
+    }
+    Ok(builder.finish())
+}
+
+fn read_parquet(path: &Path, builder: &mut SeriesBuilder) -> Result<u64, RecordingError> {
+    let open =
+        || File::open(path).map_err(|e| RecordingError::file(path, format!("cannot open: {e}")));
+    let mut reader = ParquetReader::new(open()?);
+    let metadata = reader
+        .get_metadata()
+        .map_err(|e| polars_error(path, format!("not a readable Parquet file: {e}")))?
+        .clone();
+    let schema = reader.schema().map_err(|e| polars_error(path, e))?;
+    let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+    let columns = Columns::locate(path, &names)?;
+    let wanted: Vec<String> = columns.names().map(String::from).collect();
+    let total = metadata.num_rows;
+    let mut offset = 0;
+    while offset < total {
+        let mut reader = ParquetReader::new(open()?);
+        reader.set_metadata(metadata.clone());
+        let df = reader
+            .with_columns(Some(wanted.clone()))
+            .with_slice(Some((offset, CHUNK_ROWS)))
+            .finish()
+            .map_err(|e| polars_error(path, e))?;
+        if df.height() == 0 {
+            break;
+        }
+        ingest(path, &df, &columns, offset as u64, builder)?;
+        offset += df.height();
+    }
+    Ok(offset as u64)
+}
+
+fn read_csv(path: &Path, builder: &mut SeriesBuilder) -> Result<u64, RecordingError> {
+    let file =
+        File::open(path).map_err(|e| RecordingError::file(path, format!("cannot open: {e}")))?;
+    let mut lines = BufReader::with_capacity(1 << 20, file);
+    let mut header = Vec::new();
+    lines
+        .read_until(b'\n', &mut header)
+        .map_err(|e| RecordingError::file(path, format!("cannot read: {e}")))?;
+    let header_text = String::from_utf8_lossy(&header).into_owned();
+    if header_text.trim().is_empty() {
+        return Err(RecordingError::file(
+            path,
+            "the file is empty: expected a header row (timestamp,metric,arm,value[,le])",
+        ));
+    }
+    if !header.ends_with(b"\n") {
+        header.push(b'\n');
+    }
+    let names: Vec<String> = header_text
+        .trim_end_matches(['\r', '\n'])
+        .split(',')
+        .map(|n| n.trim().trim_matches('"').to_string())
+        .collect();
+    let columns = Columns::locate(path, &names)?;
+    let mut rows = 0u64;
+    loop {
+        let mut chunk = header.clone();
+        let before = chunk.len();
+        (&mut lines)
+            .take(CSV_CHUNK_BYTES as u64)
+            .read_to_end(&mut chunk)
+            .map_err(|e| RecordingError::file(path, format!("cannot read: {e}")))?;
+        if chunk.len() == before {
+            break;
+        }
+        // Finish the last line of the chunk.
+        if !chunk.ends_with(b"\n") {
+            lines
+                .read_until(b'\n', &mut chunk)
+                .map_err(|e| RecordingError::file(path, format!("cannot read: {e}")))?;
+        }
+        if chunk[before..].iter().all(|b| b.is_ascii_whitespace()) {
+            break;
+        }
+        let df = CsvReadOptions::default()
+            .with_has_header(true)
+            // Every column as text: cells are parsed (and reported) here.
+            .with_infer_schema_length(Some(0))
+            .into_reader_with_file_handle(Cursor::new(chunk))
+            .finish()
+            .map_err(|e| polars_error(path, format!("not readable as CSV: {e}")))?;
+        ingest(path, &df, &columns, rows, builder)?;
+        rows += df.height() as u64;
+    }
+    Ok(rows)
+}
+
+/// Which columns the file has.
+struct Columns {
+    le: bool,
+}
+
+impl Columns {
+    fn locate(path: &Path, names: &[String]) -> Result<Columns, RecordingError> {
+        for required in [TIMESTAMP, METRIC, ARM, VALUE] {
+            if !names.iter().any(|n| n == required) {
+                return Err(RecordingError {
+                    file: path.to_path_buf(),
+                    row: None,
+                    column: Some(required.to_string()),
+                    message: format!(
+                        "missing column (the file has {}; a recording needs timestamp, metric, \
+                         arm, value and optionally le)",
+                        names.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(Columns {
+            le: names.iter().any(|n| n == LE),
+        })
+    }
+
+    fn names(&self) -> impl Iterator<Item = &'static str> {
+        [TIMESTAMP, METRIC, ARM, VALUE]
+            .into_iter()
+            .chain(self.le.then_some(LE))
+    }
+}
+
+/// A column's cells as numbers, one per row; `None` for an empty cell.
+fn numbers(
+    path: &Path,
+    df: &DataFrame,
+    name: &str,
+    first_row: u64,
+    parse: fn(&str) -> Result<f64, String>,
+) -> Result<Vec<Option<f64>>, RecordingError> {
+    let column = df.column(name).map_err(|e| polars_error(path, e))?;
+    let dtype = column.dtype();
+    if dtype.is_primitive_numeric() {
+        let floats = column
+            .cast(&DataType::Float64)
+            .map_err(|e| polars_error(path, e))?;
+        let floats = floats.f64().map_err(|e| polars_error(path, e))?;
+        return Ok(floats.iter().collect());
+    }
+    if *dtype == DataType::String {
+        let text = column.str().map_err(|e| polars_error(path, e))?;
+        return text
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| match cell {
+                None => Ok(None),
+                Some(cell) if cell.trim().is_empty() => Ok(None),
+                Some(cell) => parse(cell)
+                    .map(Some)
+                    .map_err(|m| RecordingError::cell(path, first_row + i as u64 + 1, name, m)),
+            })
+            .collect();
+    }
+    Err(RecordingError {
+        file: path.to_path_buf(),
+        row: None,
+        column: Some(name.to_string()),
+        message: format!("has type {dtype}; expected numbers or text"),
+    })
+}
+
+fn text<'a>(
+    path: &Path,
+    df: &'a DataFrame,
+    name: &str,
+) -> Result<&'a StringChunked, RecordingError> {
+    let column = df.column(name).map_err(|e| polars_error(path, e))?;
+    column.str().map_err(|_| RecordingError {
+        file: path.to_path_buf(),
+        row: None,
+        column: Some(name.to_string()),
+        message: format!("has type {}; expected text", column.dtype()),
+    })
+}
+
+/// Adds one chunk's rows to the builder. `first_row` is the number of rows
+/// before the chunk.
+fn ingest(
+    path: &Path,
+    df: &DataFrame,
+    columns: &Columns,
+    first_row: u64,
+    builder: &mut SeriesBuilder,
+) -> Result<(), RecordingError> {
+    let row = |i: usize| first_row + i as u64 + 1;
+    let timestamps = numbers(path, df, TIMESTAMP, first_row, parse_timestamp)?;
+    let values = numbers(path, df, VALUE, first_row, parse_value)?;
+    let les = if columns.le {
+        Some(numbers(path, df, LE, first_row, parse_le)?)
+    } else {
+        None
+    };
+    let metrics = text(path, df, METRIC)?;
+    let arms = text(path, df, ARM)?;
+    for (i, ((metric, arm), (timestamp, value))) in metrics
+        .iter()
+        .zip(arms.iter())
+        .zip(timestamps.into_iter().zip(values))
+        .enumerate()
+    {
+        let metric = match metric.map(str::trim) {
+            Some(m) if !m.is_empty() => m,
+            _ => {
+                return Err(RecordingError::cell(
+                    path,
+                    row(i),
+                    METRIC,
+                    "empty metric name",
+                ))
+            }
+        };
+        let arm = match arm.map(str::trim).and_then(Arm::parse) {
+            Some(a) => a,
+            None => {
+                return Err(RecordingError::cell(
+                    path,
+                    row(i),
+                    ARM,
+                    format!("arm {:?} is neither baseline nor canary", arm.unwrap_or("")),
+                ))
+            }
+        };
+        let timestamp = match timestamp {
+            Some(t) if t.is_finite() => t,
+            _ => {
+                return Err(RecordingError::cell(
+                    path,
+                    row(i),
+                    TIMESTAMP,
+                    "missing or non-finite timestamp",
+                ))
+            }
+        };
+        let le = match &les {
+            Some(les) => match les[i] {
+                Some(le) if le.is_nan() => {
+                    return Err(RecordingError::cell(
+                        path,
+                        row(i),
+                        LE,
+                        "bucket bound is NaN",
+                    ))
+                }
+                le => le,
+            },
+            None => None,
+        };
+        builder.push(
+            metric,
+            arm,
+            le,
+            Sample {
+                timestamp,
+                value: value.unwrap_or(f64::NAN),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Writes a long table, buffering rows and flushing one batch per chunk.
+pub struct TableWriter {
+    path: PathBuf,
+    sink: Sink,
+    timestamp: Vec<f64>,
+    metric: Vec<String>,
+    arm: Vec<&'static str>,
+    value: Vec<f64>,
+    le: Vec<Option<f64>>,
+}
+
+enum Sink {
+    Csv(polars::io::csv::write::BatchedWriter<File>),
+    Parquet(polars::io::parquet::write::BatchedWriter<File>),
+}
+
+fn schema() -> Schema {
+    Schema::from_iter([
+        Field::new(TIMESTAMP.into(), DataType::Float64),
+        Field::new(METRIC.into(), DataType::String),
+        Field::new(ARM.into(), DataType::String),
+        Field::new(VALUE.into(), DataType::Float64),
+        Field::new(LE.into(), DataType::Float64),
+    ])
+}
+
+impl TableWriter {
+    /// Creates (or truncates) `path`; the format follows its extension.
+    pub fn create(path: &Path) -> Result<TableWriter, RecordingError> {
+        let format = Format::of(path).ok_or_else(|| {
+            RecordingError::file(path, "unknown format: name the file .csv or .parquet")
+        })?;
+        let file = File::create(path)
+            .map_err(|e| RecordingError::file(path, format!("cannot create: {e}")))?;
+        let sink = match format {
+            Format::Csv => Sink::Csv(
+                CsvWriter::new(file)
+                    .include_header(true)
+                    .batched(&schema())
+                    .map_err(|e| polars_error(path, e))?,
+            ),
+            Format::Parquet => Sink::Parquet(
+                ParquetWriter::new(file)
+                    .batched(&schema())
+                    .map_err(|e| polars_error(path, e))?,
+            ),
+        };
+        Ok(TableWriter {
+            path: path.to_path_buf(),
+            sink,
+            timestamp: Vec::new(),
+            metric: Vec::new(),
+            arm: Vec::new(),
+            value: Vec::new(),
+            le: Vec::new(),
+        })
+    }
+
+    /// Adds one row.
+    pub fn push(
+        &mut self,
+        metric: &str,
+        arm: Arm,
+        le: Option<f64>,
+        sample: Sample,
+    ) -> Result<(), RecordingError> {
+        self.timestamp.push(sample.timestamp);
+        self.metric.push(metric.to_string());
+        self.arm.push(arm.as_str());
+        self.value.push(sample.value);
+        self.le.push(le);
+        if self.timestamp.len() >= CHUNK_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), RecordingError> {
+        if self.timestamp.is_empty() {
+            return Ok(());
+        }
+        let height = self.timestamp.len();
+        let df = DataFrame::new(
+            height,
+            vec![
+                Column::new(TIMESTAMP.into(), std::mem::take(&mut self.timestamp)),
+                Column::new(METRIC.into(), std::mem::take(&mut self.metric)),
+                Column::new(ARM.into(), std::mem::take(&mut self.arm)),
+                Column::new(VALUE.into(), std::mem::take(&mut self.value)),
+                Column::new(LE.into(), std::mem::take(&mut self.le)),
+            ],
+        )
+        .map_err(|e| polars_error(&self.path, e))?;
+        match &mut self.sink {
+            Sink::Csv(w) => w.write_batch(&df),
+            Sink::Parquet(w) => w.write_batch(&df),
+        }
+        .map_err(|e| polars_error(&self.path, format!("cannot write: {e}")))
+    }
+
+    /// Flushes the last rows and closes the file.
+    pub fn finish(mut self) -> Result<(), RecordingError> {
+        self.flush()?;
+        match &mut self.sink {
+            Sink::Csv(w) => w.finish(),
+            Sink::Parquet(w) => w.finish().map(|_| ()),
+        }
+        .map_err(|e| polars_error(&self.path, format!("cannot write: {e}")))
+    }
+}
+
+/// Writes a whole recording.
+pub fn write(path: &Path, recording: &Recording) -> Result<(), RecordingError> {
+    let mut writer = TableWriter::create(path)?;
+    for s in &recording.series {
+        for &sample in &s.samples {
+            writer.push(&s.metric, s.arm, s.le, sample)?;
+        }
+    }
+    writer.finish()
+}
