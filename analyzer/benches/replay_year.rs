@@ -22,13 +22,11 @@
 //! `VERDICT_BENCH_STEP_EVERY` (default `5m`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use verdict::recording::table::TableWriter;
 use verdict::recording::Arm;
 use verdict::replay::{replay, ReplaySpec, Schedule};
 use verdict::source::Sample;
-use verdict::telemetry::Telemetry;
 use verdict_judges::splitmix64::SplitMix64;
 
 const STEP: f64 = 15.0;
@@ -179,11 +177,7 @@ fn main() {
     let loaded =
         verdict::replay::source::load(recording, &config.analyses["year"], &vars).expect("load");
     let load_s = t_load.elapsed().as_secs_f64();
-    let engine = verdict::engine::Engine::new(
-        config.analyses.clone(),
-        Arc::new(loaded.source),
-        Arc::new(Telemetry::new()),
-    );
+    let engine = verdict::replay::engine(config.analyses.clone(), loaded.source);
     let spec = ReplaySpec {
         name: "year".into(),
         analysis: "year".into(),
@@ -191,6 +185,7 @@ fn main() {
         schedule: schedule.clone(),
         start: loaded.span.0,
         end: loaded.span.1,
+        max_runs: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         // The engine bounds each look's fetches with a timer.

@@ -161,11 +161,7 @@ async fn replay_looks(
 ) -> (Vec<(usize, Look)>, ReplaySummary) {
     let recording = recording::read(path).unwrap_or_else(|e| panic!("{e}"));
     let loaded = load(recording, &config.analyses[analysis], vars).unwrap();
-    let engine = Engine::new(
-        config.analyses.clone(),
-        Arc::new(loaded.source),
-        Arc::new(Telemetry::new()),
-    );
+    let engine = verdict::replay::engine(config.analyses.clone(), loaded.source);
     let spec = ReplaySpec {
         name: path.display().to_string(),
         analysis: analysis.to_string(),
@@ -173,6 +169,7 @@ async fn replay_looks(
         schedule: schedule.clone(),
         start: loaded.span.0,
         end: loaded.span.1,
+        max_runs: None,
     };
     let mut looks = Vec::new();
     let summary = replay(&engine, &spec, |run, look| looks.push((run, look.clone())))
@@ -454,10 +451,14 @@ fn unsorted_rows_and_rfc3339_times_are_fine() {
     assert!(r.series[0].samples[1].value.is_nan());
 }
 
+/// A malformed file: name, contents, the row and column the error must
+/// name, and words it must contain.
+type MalformedCase<'a> = (&'a str, &'a str, Option<u64>, Option<&'a str>, &'a str);
+
 #[test]
 fn malformed_files_name_the_file_row_and_column() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: &[(&str, &str, Option<u64>, Option<&str>, &str)] = &[
+    let cases: &[MalformedCase] = &[
         ("empty.csv", "", None, None, "empty"),
         ("header-only.csv", "timestamp,metric,arm,value\n", None, None, "no rows"),
         (
@@ -673,6 +674,21 @@ fn replay_cli_prints_a_table_or_json_and_refuses_bad_files() {
         30.0
     );
     assert_ne!(v["summary"]["decision"], "abort", "{}", v["summary"]);
+    assert!(v["summary"]["runs"].as_array().unwrap().len() > 1);
+
+    // --runs 1: one rollout, then stop; 0 is refused.
+    let runs = |n: &str| {
+        verdict_bin()
+            .args(["replay", "--json", "--runs", n, "--data"])
+            .arg(dir.path().join("healthy.csv"))
+            .output()
+            .unwrap()
+    };
+    let out = runs("1");
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(runs("0").status.code(), Some(2));
 
     let bad = dir.path().join("bad.csv");
     std::fs::write(

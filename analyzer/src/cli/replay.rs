@@ -8,17 +8,14 @@
 
 use crate::config::duration::{self, PromDuration};
 use crate::engine::run::Look;
-use crate::engine::Engine;
 use crate::recording::manifest::{Entry, Manifest, MANIFEST_FILE};
 use crate::replay::source::load;
 use crate::replay::{replay, ReplaySpec, ReplaySummary, Schedule};
 use crate::report::{render_html, ReportInput, ReportSeries};
-use crate::telemetry::Telemetry;
 use clap::Args;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// One template variable, `key=value`.
 pub fn parse_var(text: &str) -> Result<(String, String), String> {
@@ -103,6 +100,10 @@ pub struct ReplayArgs {
     pub vars: Vec<(String, String)>,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
+    /// Stop after N rollouts [default: replay the whole recording as
+    /// consecutive rollouts]. `--runs 1` for a recording of one rollout.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub runs: Option<u64>,
     /// Print JSON (every look and the summary) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -351,11 +352,7 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
             loaded.missing.join(", ")
         );
     }
-    let engine = Engine::new(
-        r.config.analyses.clone(),
-        Arc::new(loaded.source),
-        Arc::new(Telemetry::new()),
-    );
+    let engine = crate::replay::engine(r.config.analyses.clone(), loaded.source);
     let spec = ReplaySpec {
         name: args.data.display().to_string(),
         analysis: r.analysis.clone(),
@@ -363,6 +360,7 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
         schedule: r.schedule.clone(),
         start: loaded.span.0,
         end: loaded.span.1,
+        max_runs: args.runs.map(|n| n as usize),
     };
     let metrics: Vec<String> = analysis
         .metrics

@@ -346,7 +346,8 @@ pub struct TableWriter {
 
 enum Sink {
     Csv(polars::io::csv::write::BatchedWriter<File>),
-    Parquet(polars::io::parquet::write::BatchedWriter<File>),
+    // Boxed: the Parquet writer is several times the CSV one's size.
+    Parquet(Box<polars::io::parquet::write::BatchedWriter<File>>),
 }
 
 fn schema() -> Schema {
@@ -374,11 +375,11 @@ impl TableWriter {
                     .batched(&schema())
                     .map_err(|e| polars_error(path, e))?,
             ),
-            Format::Parquet => Sink::Parquet(
+            Format::Parquet => Sink::Parquet(Box::new(
                 ParquetWriter::new(file)
                     .batched(&schema())
                     .map_err(|e| polars_error(path, e))?,
-            ),
+            )),
         };
         Ok(TableWriter {
             path: path.to_path_buf(),

@@ -16,14 +16,12 @@
 use super::source::load;
 use super::{replay, ReplayError, ReplaySpec, ReplaySummary, Schedule};
 use crate::config::Config;
-use crate::engine::Engine;
 use crate::recording::manifest::{Entry, Expected, Manifest};
-use crate::telemetry::Telemetry;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use verdict_judges::decision::Action;
 
 /// What to backtest.
@@ -187,11 +185,7 @@ impl Backtest<'_> {
         })?;
         let recording = crate::recording::read(&self.base.join(&entry.file))?;
         let loaded = load(recording, analysis, &self.vars)?;
-        let engine = Engine::new(
-            self.config.analyses.clone(),
-            Arc::new(loaded.source),
-            Arc::new(Telemetry::new()),
-        );
+        let engine = super::engine(self.config.analyses.clone(), loaded.source);
         let spec = ReplaySpec {
             name: entry.file.display().to_string(),
             analysis: analysis_name.to_string(),
@@ -199,6 +193,7 @@ impl Backtest<'_> {
             schedule: self.schedule_of(entry),
             start: loaded.span.0,
             end: loaded.span.1,
+            max_runs: None,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             // The engine bounds each look's fetches with a timer.

@@ -22,9 +22,14 @@ pub mod backtest;
 pub mod source;
 
 use crate::engine::run::{Look, RunKey};
-use crate::engine::{Engine, EngineError, LookRequest};
+
+use crate::engine::{Analyses, Engine, EngineError, LookRequest};
+use crate::source::memory::MemorySource;
+use crate::store::memory::MemoryStore;
+use crate::telemetry::Telemetry;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use verdict_judges::decision::Action;
 use verdict_judges::kayenta::classifier::Label;
@@ -101,6 +106,10 @@ pub struct ReplaySpec {
     /// The recording's first and last sample time.
     pub start: f64,
     pub end: f64,
+    /// Stop after this many rollouts (`None`: until the data ends). A
+    /// recording of one rollout's traffic replays best as one run: later
+    /// runs would start at a weight its traffic does not follow.
+    pub max_runs: Option<usize>,
 }
 
 /// How one run ended.
@@ -182,6 +191,17 @@ pub fn flagged(label: Label) -> bool {
     matches!(label, Label::High | Label::Low)
 }
 
+/// The engine a replay runs on: the daemon's engine over the recording,
+/// with a memory store that keeps only the latest closed runs (a year
+/// replays as tens of thousands of runs; the looks go to the sink).
+pub fn engine(analyses: Analyses, source: MemorySource) -> Engine {
+    Engine::new(analyses, Arc::new(source), Arc::new(Telemetry::new()))
+        .with_store(Arc::new(MemoryStore::keeping_closed_runs(KEPT_CLOSED_RUNS)))
+}
+
+/// Closed runs a replay's store keeps.
+const KEPT_CLOSED_RUNS: usize = 16;
+
 /// Replays `spec` on `engine` (whose source holds the recording), handing
 /// each look to `sink` with its run number.
 pub async fn replay(
@@ -195,7 +215,7 @@ pub async fn replay(
     let mut runs = Vec::new();
     let mut looks = 0;
     let mut run_start = spec.start;
-    loop {
+    while spec.max_runs.is_none_or(|max| runs.len() < max) {
         let number = runs.len() + 1;
         let key = RunKey::Replay {
             name: format!("{}#{number}", spec.name),

@@ -5,13 +5,18 @@
 //! build an engine without a configured store. Same semantics as the SQL
 //! backends (open-run uniqueness, one look per number, retention keeping
 //! each run's latest look), kept in maps under one mutex.
+//!
+//! A replay of a year takes tens of thousands of runs one after another;
+//! [`MemoryStore::keeping_closed_runs`] bounds what it holds to the open
+//! runs and the latest closed ones, and looking up the open run of a
+//! rollout costs the same however many runs came before.
 
 use super::{
     BoxFuture, EventRecord, MigrationStatus, NewRun, NotificationRecord, OpenRun, Recorded,
     RunDetail, RunFilter, RunSummary, RunSync, SequentialStates, Store, StoreError, StoredLook,
 };
 use crate::engine::run::{Look, RunKey};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 struct RunRow {
@@ -22,7 +27,13 @@ struct RunRow {
 
 #[derive(Default)]
 struct Data {
-    runs: Vec<RunRow>,
+    /// By id; ids count from 1 and are never reused.
+    runs: BTreeMap<i64, RunRow>,
+    last_id: i64,
+    /// The open run of each (analysis, key).
+    open: HashMap<(String, RunKey), i64>,
+    /// Closed runs, in the order they closed.
+    closed: VecDeque<i64>,
     looks: BTreeMap<(i64, usize), StoredLook>,
     events: Vec<EventRecord>,
     notifications: Vec<NotificationRecord>,
@@ -32,11 +43,23 @@ struct Data {
 #[derive(Default)]
 pub struct MemoryStore {
     data: Mutex<Data>,
+    /// Closed runs kept (with their looks, events and notifications);
+    /// `None` keeps all.
+    closed_limit: Option<usize>,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that forgets a closed run, with its looks, once `limit`
+    /// newer runs have closed (open runs are always kept).
+    pub fn keeping_closed_runs(limit: usize) -> Self {
+        MemoryStore {
+            closed_limit: Some(limit),
+            ..Self::default()
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Data) -> T) -> T {
@@ -49,16 +72,24 @@ fn ready<T: Send + 'static>(value: T) -> BoxFuture<'static, T> {
 }
 
 impl Data {
-    fn run_index(&self, id: i64) -> Option<usize> {
-        usize::try_from(id - 1)
-            .ok()
-            .filter(|i| *i < self.runs.len())
+    fn open_id(&self, analysis: &str, key: &RunKey) -> Option<i64> {
+        self.open.get(&(analysis.to_string(), key.clone())).copied()
     }
 
-    fn open_index(&self, analysis: &str, key: &RunKey) -> Option<usize> {
-        self.runs.iter().position(|r| {
-            r.summary.ended_at.is_none() && r.summary.analysis == analysis && r.summary.key == *key
-        })
+    /// Drops the oldest closed runs beyond `limit`, with all they hold.
+    fn forget_closed_beyond(&mut self, limit: usize) {
+        while self.closed.len() > limit {
+            let Some(id) = self.closed.pop_front() else {
+                break;
+            };
+            self.runs.remove(&id);
+            let numbers: Vec<usize> = self.run_looks(id).map(|l| l.look.number).collect();
+            for number in numbers {
+                self.looks.remove(&(id, number));
+            }
+            self.events.retain(|e| e.run_id != Some(id));
+            self.notifications.retain(|n| n.run_id != id);
+        }
     }
 
     fn run_looks(&self, id: i64) -> impl DoubleEndedIterator<Item = &StoredLook> {
@@ -77,32 +108,37 @@ impl Store for MemoryStore {
         keep_looks: usize,
     ) -> BoxFuture<'a, Result<OpenRun, StoreError>> {
         ready(Ok(self.with(|d| {
-            let index = d.open_index(&run.analysis, &run.key).unwrap_or_else(|| {
+            let id = d.open_id(&run.analysis, &run.key).unwrap_or_else(|| {
                 let (namespace, name) = run.namespace_and_name();
-                d.runs.push(RunRow {
-                    summary: RunSummary {
-                        id: d.runs.len() as i64 + 1,
-                        analysis: run.analysis.clone(),
-                        key: run.key.clone(),
-                        namespace,
-                        name,
-                        config_hash: run.config_hash.clone(),
-                        verdict_version: run.verdict_version.clone(),
-                        started_at: run.started_at,
-                        ended_at: None,
-                        outcome: None,
-                        decision: None,
-                        score: None,
-                        looks: 0,
-                        last_look_at: None,
+                d.last_id += 1;
+                let id = d.last_id;
+                d.open.insert((run.analysis.clone(), run.key.clone()), id);
+                d.runs.insert(
+                    id,
+                    RunRow {
+                        summary: RunSummary {
+                            id,
+                            analysis: run.analysis.clone(),
+                            key: run.key.clone(),
+                            namespace,
+                            name,
+                            config_hash: run.config_hash.clone(),
+                            verdict_version: run.verdict_version.clone(),
+                            started_at: run.started_at,
+                            ended_at: None,
+                            outcome: None,
+                            decision: None,
+                            score: None,
+                            looks: 0,
+                            last_look_at: None,
+                        },
+                        window_start: run.window_start,
+                        vars: run.vars.clone(),
                     },
-                    window_start: run.window_start,
-                    vars: run.vars.clone(),
-                });
-                d.runs.len() - 1
+                );
+                id
             });
-            let row = &d.runs[index];
-            let id = row.summary.id;
+            let row = &d.runs[&id];
             let mut latest: Vec<&StoredLook> = d.run_looks(id).rev().take(keep_looks).collect();
             let sequential = latest
                 .first()
@@ -122,9 +158,7 @@ impl Store for MemoryStore {
 
     fn sync_run(&self, id: i64, after: usize) -> BoxFuture<'_, Result<RunSync, StoreError>> {
         ready(Ok(self.with(|d| RunSync {
-            closed: d
-                .run_index(id)
-                .is_none_or(|i| d.runs[i].summary.ended_at.is_some()),
+            closed: d.runs.get(&id).is_none_or(|r| r.summary.ended_at.is_some()),
             newer: d
                 .run_looks(id)
                 .next_back()
@@ -140,9 +174,9 @@ impl Store for MemoryStore {
         sequential: &'a SequentialStates,
     ) -> BoxFuture<'a, Result<Recorded, StoreError>> {
         ready(self.with(|d| {
-            let index = d
-                .run_index(id)
-                .ok_or_else(|| StoreError::Backend(format!("no run {id}")))?;
+            if !d.runs.contains_key(&id) {
+                return Err(StoreError::Backend(format!("no run {id}")));
+            }
             if let Some(winner) = d.looks.get(&(id, look.number)) {
                 return Ok(Recorded::Lost(Box::new(winner.clone())));
             }
@@ -153,7 +187,7 @@ impl Store for MemoryStore {
                     sequential: sequential.clone(),
                 },
             );
-            let s = &mut d.runs[index].summary;
+            let s = &mut d.runs.get_mut(&id).expect("checked above").summary;
             s.decision = Some(look.decision.action);
             s.score = Some(look.decision.score);
             s.looks = s.looks.max(look.number as u64);
@@ -170,12 +204,15 @@ impl Store for MemoryStore {
         at: f64,
     ) -> BoxFuture<'a, Result<Option<i64>, StoreError>> {
         ready(Ok(self.with(|d| {
-            d.open_index(analysis, key).map(|i| {
-                let s = &mut d.runs[i].summary;
-                s.ended_at = Some(at);
-                s.outcome = Some(outcome.to_string());
-                s.id
-            })
+            let id = d.open.remove(&(analysis.to_string(), key.clone()))?;
+            let s = &mut d.runs.get_mut(&id)?.summary;
+            s.ended_at = Some(at);
+            s.outcome = Some(outcome.to_string());
+            d.closed.push_back(id);
+            if let Some(limit) = self.closed_limit {
+                d.forget_closed_beyond(limit);
+            }
+            Some(id)
         })))
     }
 
@@ -183,7 +220,7 @@ impl Store for MemoryStore {
         self.with(|d| {
             let run_id = d
                 .runs
-                .iter()
+                .values()
                 .rev()
                 .find(|r| r.summary.analysis == event.analysis && r.summary.key == event.key)
                 .map(|r| r.summary.id);
@@ -210,7 +247,7 @@ impl Store for MemoryStore {
         ready(Ok(self.with(|d| {
             let mut runs: Vec<RunSummary> = d
                 .runs
-                .iter()
+                .values()
                 .map(|r| r.summary.clone())
                 .filter(|s| filter.matches(s))
                 .collect();
@@ -222,7 +259,7 @@ impl Store for MemoryStore {
 
     fn get_run(&self, id: i64) -> BoxFuture<'_, Result<Option<RunDetail>, StoreError>> {
         ready(Ok(self.with(|d| {
-            let row = &d.runs[d.run_index(id)?];
+            let row = d.runs.get(&id)?;
             Some(RunDetail {
                 run: row.summary.clone(),
                 vars: row.vars.clone(),
@@ -247,7 +284,7 @@ impl Store for MemoryStore {
         ready(Ok(self.with(|d| {
             let latest: BTreeMap<i64, u64> = d
                 .runs
-                .iter()
+                .values()
                 .map(|r| (r.summary.id, r.summary.looks))
                 .collect();
             let before = d.looks.len();
@@ -268,5 +305,59 @@ impl Store for MemoryStore {
 
     fn migrate_down(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
         ready(Ok(None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_run(name: &str) -> NewRun {
+        NewRun {
+            analysis: "web".into(),
+            key: RunKey::Replay { name: name.into() },
+            config_hash: "h".into(),
+            verdict_version: "v".into(),
+            started_at: 0.0,
+            window_start: 0.0,
+            vars: BTreeMap::new(),
+        }
+    }
+
+    async fn open(store: &MemoryStore, name: &str) -> i64 {
+        store.open_run(&new_run(name), 10).await.unwrap().id
+    }
+
+    async fn close(store: &MemoryStore, name: &str) -> Option<i64> {
+        let key = RunKey::Replay { name: name.into() };
+        store.close_run("web", &key, "done", 1.0).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_open_run_is_found_again_and_a_closed_one_is_not_reopened() {
+        let store = MemoryStore::new();
+        let a = open(&store, "a").await;
+        assert_eq!(open(&store, "a").await, a);
+        assert_eq!(close(&store, "a").await, Some(a));
+        assert_eq!(close(&store, "a").await, None);
+        let again = open(&store, "a").await;
+        assert_ne!(again, a, "a closed run is never reopened");
+        assert!(store.get_run(a).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn keeping_closed_runs_forgets_the_oldest_closed_ones_only() {
+        let store = MemoryStore::keeping_closed_runs(1);
+        let open_one = open(&store, "still-open").await;
+        let a = open(&store, "a").await;
+        close(&store, "a").await;
+        assert!(store.get_run(a).await.unwrap().is_some());
+        let b = open(&store, "b").await;
+        close(&store, "b").await;
+        assert!(store.get_run(a).await.unwrap().is_none(), "a is forgotten");
+        assert!(store.get_run(b).await.unwrap().is_some());
+        assert!(store.get_run(open_one).await.unwrap().is_some());
+        // Ids keep counting: a new run never takes a forgotten one's id.
+        assert!(open(&store, "c").await > b);
     }
 }
