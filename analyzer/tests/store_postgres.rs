@@ -21,26 +21,40 @@ async fn migrations_go_up_and_down_and_a_failing_one_changes_nothing() {
     let Some(pg) = PgServer::start() else { return };
     let s = store(&pg.database("migrations")).await;
     assert!(s.migration_status().await.unwrap()[0].applied_at.is_none());
-    assert_eq!(s.migrate_up().await.unwrap(), vec![1]);
-    assert!(s.tables().await.unwrap().contains(&"looks".to_string()));
+    assert_eq!(s.migrate_up().await.unwrap(), vec![1, 2]);
+    let tables = s.tables().await.unwrap();
+    for t in ["looks", "kayenta_configs", "kayenta_executions"] {
+        assert!(tables.contains(&t.to_string()), "{tables:?}");
+    }
+    assert_eq!(s.migrate_down().await.unwrap(), Some(2));
+    assert!(!s
+        .tables()
+        .await
+        .unwrap()
+        .iter()
+        .any(|t| t.starts_with("kayenta")));
     assert_eq!(s.migrate_down().await.unwrap(), Some(1));
     assert_eq!(s.tables().await.unwrap(), vec!["schema_migrations"]);
-    assert_eq!(s.migrate_up().await.unwrap(), vec![1]);
+    assert_eq!(s.migrate_up().await.unwrap(), vec![1, 2]);
     let before = s.tables().await.unwrap();
     let mut list = migrations::POSTGRES.to_vec();
+    let broken = list.len() as i64 + 1;
     list.push(Migration {
-        version: 2,
+        version: broken,
         name: "broken",
         up: "CREATE TABLE half_done (x BIGINT); INSERT INTO no_such_table VALUES (1);",
         down: "DROP TABLE half_done;",
     });
     let err = s.run_migrations(&list, Step::Up, false).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::Migration { version: 2, .. }),
+        matches!(err, StoreError::Migration { version, .. } if version == broken),
         "{err}"
     );
     assert_eq!(s.tables().await.unwrap(), before);
-    assert_eq!(s.migration_status().await.unwrap().len(), 1);
+    assert_eq!(
+        s.migration_status().await.unwrap().len(),
+        migrations::POSTGRES.len()
+    );
 }
 
 #[tokio::test]
@@ -51,6 +65,18 @@ async fn a_restarted_daemon_resumes_with_identical_decisions() {
     first.migrate_up().await.unwrap();
     let second = store(&url).await;
     support::store::restart_resumes_identically(first, second, 4, 10).await;
+}
+
+/// The Kayenta API's records, written through one connection pool and read
+/// through another (another replica, or the daemon after a restart).
+#[tokio::test]
+async fn kayenta_repositories_keep_configs_and_executions() {
+    let Some(pg) = PgServer::start() else { return };
+    let url = pg.database("kayenta");
+    let first = store(&url).await;
+    first.migrate_up().await.unwrap();
+    let second = store(&url).await;
+    support::kayenta_store::contract(first.kayenta(), second.kayenta()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -11,6 +11,7 @@ use super::{
     RunDetail, RunFilter, RunSummary, RunSync, SequentialStates, Store, StoreError, StoredLook,
 };
 use crate::engine::run::{Look, RunKey};
+use crate::kayenta_api::repository::KayentaRepositories;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -32,6 +33,8 @@ struct Data {
 #[derive(Default)]
 pub struct MemoryStore {
     data: Mutex<Data>,
+    /// The Kayenta API's records, in `kayenta_api::repository`'s maps.
+    kayenta: KayentaRepositories,
 }
 
 impl MemoryStore {
@@ -69,6 +72,10 @@ impl Data {
 impl Store for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    fn kayenta(self: std::sync::Arc<Self>) -> KayentaRepositories {
+        self.kayenta.clone()
     }
 
     fn open_run<'a>(
