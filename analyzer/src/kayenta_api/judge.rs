@@ -302,7 +302,20 @@ mod tests {
         let e = judge_pairs(&c, &thin, T).unwrap_err().to_string();
         assert!(e.contains("3 control and 3 experiment points"), "{e}");
         let missing = [pair("p99 latency", steady(0.2, 30), steady(0.2, 30))];
-        let e = judge_pairs(&c, &missing, T).unwrap_err().to_string();
+        // Weighted, the absent group scores 0: a Fail, not refused.
+        assert_eq!(
+            judge_pairs(&c, &missing, T)
+                .unwrap()
+                .judge_result
+                .score
+                .score,
+            20.0
+        );
+        let mut unweighted = c.clone();
+        unweighted.classifier.group_weights.clear();
+        let e = judge_pairs(&unweighted, &missing, T)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("\"5xx ratio\" of the config has no metric set pair"),
             "{e}"
