@@ -66,9 +66,25 @@ fn argo_body(base: i64) -> String {
     )
 }
 
+/// What the test client needs of a Verdict: the in-process [`Daemon`], or
+/// a real `verdict serve` ([`Serve`]).
+trait Api {
+    async fn get(&self, path: &str) -> Answer;
+    async fn post_json(&self, path: &str, body: String) -> Answer;
+}
+
+impl Api for Daemon {
+    async fn get(&self, path: &str) -> Answer {
+        Daemon::get(self, path).await
+    }
+    async fn post_json(&self, path: &str, body: String) -> Answer {
+        Daemon::post_json(self, path, body).await
+    }
+}
+
 /// Polls `GET /canary/{id}` until `complete` (Argo waits 15 s between
 /// polls; the test polls faster).
-async fn poll(d: &Daemon, id: &str) -> Value {
+async fn poll(d: &impl Api, id: &str) -> Value {
     for _ in 0..600 {
         let a = d.get(&format!("/canary/{id}")).await;
         assert_eq!(a.status, 200, "K-03: {a:?}");
@@ -87,7 +103,7 @@ async fn poll(d: &Daemon, id: &str) -> Value {
 }
 
 /// The provider's whole measurement; returns its phase and the final status.
-async fn argo_measurement(d: &Daemon, base: i64) -> (Phase, Value) {
+async fn argo_measurement(d: &impl Api, base: i64) -> (Phase, Value) {
     // K-01: the look-up passes the storage account as the configuration account.
     let list = d
         .get("/canaryConfig?application=podinfo&configurationAccountName=verdict-storage")
@@ -1025,4 +1041,193 @@ async fn an_execution_left_running_is_judged_again_at_start() {
             .await,
         1.0
     );
+}
+
+/// The real `verdict serve` binary, killed with SIGKILL on drop.
+struct Serve {
+    child: std::process::Child,
+    url: String,
+    client: reqwest::Client,
+}
+
+impl Serve {
+    async fn start(config: &std::path::Path, url: &str) -> Serve {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start verdict serve");
+        verdict::tls::install_crypto_provider();
+        let serve = Serve {
+            child,
+            url: url.to_string(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+        };
+        for _ in 0..400 {
+            if let Ok(r) = serve.client.get(format!("{url}/healthz")).send().await {
+                if r.status().is_success() {
+                    return serve;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("verdict serve did not become healthy");
+    }
+
+    /// SIGKILL: nothing runs after it, as with a node lost or an OOM kill.
+    fn kill(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().unwrap();
+    }
+
+    async fn answer(r: reqwest::RequestBuilder) -> Answer {
+        let r = r.send().await.expect("request to verdict serve");
+        let status = r.status().as_u16();
+        Answer {
+            status,
+            body: r.text().await.unwrap(),
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Api for Serve {
+    async fn get(&self, path: &str) -> Answer {
+        Serve::answer(self.client.get(format!("{}{path}", self.url))).await
+    }
+    async fn post_json(&self, path: &str, body: String) -> Answer {
+        Serve::answer(
+            self.client
+                .post(format!("{}{path}", self.url))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await
+    }
+}
+
+/// `verdict serve` on a SQLite file, killed with SIGKILL while an execution
+/// is being judged (its Prometheus held up by a slow proxy), then started
+/// again on the same file: the posted config, the execution completed
+/// before the kill (byte for byte) and the interrupted one, judged again
+/// to a real result, are all there, and Argo's look-up still finds the
+/// config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdict_serve_keeps_configs_and_executions_across_kill_9() {
+    use support::fault_proxy::{Fault, FaultProxy};
+    let prometheus = Scenario::healthy().start();
+    let mut proxy = FaultProxy::start(&prometheus.url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("verdict.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\nprometheus: {{url: \"{}\", retries: 0, timeout: 5s}}\n\
+             store: {{backend: sqlite, path: verdict.db}}\n",
+            proxy.url
+        ),
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let first = Serve::start(&config, &url).await;
+
+    // The config is posted through the API (the daemon has no config files).
+    let fixture = std::fs::read_to_string("../fixtures/kayenta/podinfo-argo.json").unwrap();
+    let created = first.post_json("/canaryConfig", fixture).await;
+    assert_eq!(created.status, 200, "{created:?}");
+    let config_id = created.json()["canaryConfigId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stored = first
+        .get(&format!("/canaryConfig/{config_id}"))
+        .await
+        .json();
+    // Argo's whole measurement, completed before the kill.
+    let (phase, done) = argo_measurement(&first, prometheus.base).await;
+    assert_eq!(phase, Phase::Successful, "{done}");
+    // Another one, held up by a slow Prometheus: running at the kill.
+    proxy.set(Fault::Delay(Duration::from_secs(60))).await;
+    let held = first
+        .post_json(
+            &format!("/canary/{config_id}?application=podinfo"),
+            argo_body(prometheus.base),
+        )
+        .await;
+    assert_eq!(held.status, 200, "{held:?}");
+    let held = held.json()["canaryExecutionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let running = first.get(&format!("/canary/{held}")).await.json();
+    assert_eq!(running["status"], "running", "{running}");
+    first.kill();
+    proxy.set(Fault::Pass).await;
+
+    let second = Serve::start(&config, &url).await;
+    let listed = second
+        .get("/canaryConfig?application=podinfo&configurationAccountName=verdict-storage")
+        .await
+        .json();
+    assert_eq!(listed[0]["id"], config_id.as_str(), "{listed}");
+    assert_eq!(listed[0]["origin"], "api");
+    assert_eq!(
+        second
+            .get(&format!("/canaryConfig/{config_id}"))
+            .await
+            .json(),
+        stored
+    );
+    let id = done["id"].as_str().unwrap();
+    assert_eq!(second.get(&format!("/canary/{id}")).await.json(), done);
+    let resumed = poll(&second, &held).await;
+    assert_eq!(resumed["status"], "succeeded", "{resumed}");
+    assert_eq!(
+        resumed["result"]["judgeResult"]["score"]["score"], 100.0,
+        "{resumed}"
+    );
+    assert_eq!(
+        resumed["result"]["verdict"]["metrics"][1]["name"],
+        "5xx ratio"
+    );
+    assert_eq!(resumed["buildTimeMillis"], running["buildTimeMillis"]);
+    let metrics = second.get("/metrics").await.body;
+    assert_eq!(
+        support::daemon::metric_sum(
+            &metrics,
+            "verdict_kayenta_executions_total",
+            &["status=\"resumed\""]
+        ),
+        1.0
+    );
+    let executions = second
+        .get("/canary/executions?application=podinfo")
+        .await
+        .json();
+    let ids: Vec<&str> = executions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [held.as_str(), id]);
+    // And Argo's provider, run again against the restarted daemon.
+    let (phase, _) = argo_measurement(&second, prometheus.base).await;
+    assert_eq!(phase, Phase::Successful);
 }
