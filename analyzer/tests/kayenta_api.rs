@@ -690,26 +690,29 @@ async fn executions_are_listed_as_kayenta_lists_them() {
     };
     assert_eq!(
         ids("/canary/executions?application=podinfo").await,
-        [thin.clone(), succeeded.clone()]
+        [thin.as_str(), succeeded.as_str()]
     );
     assert_eq!(
         ids("/canary/executions?application=podinfo&statuses=TERMINAL").await,
-        [thin.clone()]
+        [thin.as_str()]
     );
     assert_eq!(
         ids("/canary/executions?application=podinfo&statuses=running,%20succeeded").await,
-        [succeeded.clone()]
+        [succeeded.as_str()]
     );
     assert_eq!(
         ids("/canary/executions?application=podinfo&limit=1&page=2").await,
-        [succeeded.clone()]
+        [succeeded.as_str()]
     );
     assert_eq!(
         ids("/canary/executions?application=podinfo&limit=1&page=3").await,
         Vec::<String>::new()
     );
-    assert_eq!(ids("/canary/executions").await, [adhoc.clone()]);
-    assert_eq!(ids("/canary/executions?application=").await, [adhoc]);
+    assert_eq!(ids("/canary/executions").await, [adhoc.as_str()]);
+    assert_eq!(
+        ids("/canary/executions?application=").await,
+        [adhoc.as_str()]
+    );
     // Each entry is the execution's whole status, as GET /canary/{id}.
     let listed = d.get("/canary/executions?application=podinfo").await.json();
     let one = d.get(&format!("/canary/{succeeded}")).await.json();

@@ -288,33 +288,24 @@ impl<'de> Deserialize<'de> for DirectJudgeRequest {
             canary_config: Option<CanaryConfig>,
             metric_set_pair_list: Vec<MetricSetPair>,
         }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Body {
-            List(Vec<MetricSetPair>),
-            Inline(Inline),
-        }
         let value = Value::deserialize(d)?;
-        let body = match &value {
-            Value::Array(_) => serde_json::from_value(value).map(Body::List),
-            Value::Object(_) => serde_json::from_value(value).map(Body::Inline),
-            other => {
-                return Err(serde::de::Error::custom(format!(
-                    "expected a metric-set-pair list or {{\"canaryConfig\", \"metricSetPairList\"}}, got {other}"
-                )))
-            }
-        }
-        .map_err(serde::de::Error::custom)?;
-        Ok(match body {
-            Body::List(list) => DirectJudgeRequest {
+        match value {
+            Value::Array(_) => Ok(DirectJudgeRequest {
                 canary_config: None,
-                metric_set_pair_list: list,
-            },
-            Body::Inline(i) => DirectJudgeRequest {
-                canary_config: i.canary_config,
-                metric_set_pair_list: i.metric_set_pair_list,
-            },
-        })
+                metric_set_pair_list: serde_json::from_value(value)
+                    .map_err(serde::de::Error::custom)?,
+            }),
+            Value::Object(_) => {
+                let i: Inline = serde_json::from_value(value).map_err(serde::de::Error::custom)?;
+                Ok(DirectJudgeRequest {
+                    canary_config: i.canary_config,
+                    metric_set_pair_list: i.metric_set_pair_list,
+                })
+            }
+            other => Err(serde::de::Error::custom(format!(
+                "expected a metric-set-pair list or {{\"canaryConfig\", \"metricSetPairList\"}}, got {other}"
+            ))),
+        }
     }
 }
 
