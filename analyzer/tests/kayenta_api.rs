@@ -570,6 +570,27 @@ async fn malformed_execution_requests_are_refused() {
         400,
     );
     assert!(m.contains("canaryConfig is required"), "{m}");
+    // A judge Verdict does not serve, as Kayenta refuses it.
+    let mut dredd: Value = serde_json::from_str(
+        &std::fs::read_to_string("../fixtures/kayenta/podinfo-argo.json").unwrap(),
+    )
+    .unwrap();
+    dredd["judge"]["name"] = json!("dredd-v1.0");
+    let m = message(
+        &d.post_json(
+            "/canary",
+            json!({"canaryConfig": dredd, "executionRequest": good}).to_string(),
+        )
+        .await,
+        400,
+    );
+    assert!(
+        m.contains("Unable to resolve canary judge \"dredd-v1.0\""),
+        "{m}"
+    );
+    dredd["name"] = json!("dredd-config");
+    let m = message(&d.post_json("/canaryConfig", dredd.to_string()).await, 400);
+    assert!(m.contains("Unable to resolve canary judge"), "{m}");
     let m = d.metrics().await;
     assert_eq!(
         support::daemon::metric_sum(

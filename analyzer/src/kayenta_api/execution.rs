@@ -180,6 +180,7 @@ pub fn prepare(
         }
     };
     thresholds.check().map_err(KayentaError::Invalid)?;
+    super::judge::check_judge_name(config)?;
     if config.metrics.is_empty() {
         return Err(KayentaError::Invalid(
             "the canary config has no metrics".into(),

@@ -222,6 +222,7 @@ impl KayentaApi {
                 "canary config must list at least one application".into(),
             ));
         }
+        judge::check_judge_name(config)?;
         execution::convert(config)
             .and_then(|a| {
                 a.validate(&config.name, "").map(|_| ()).map_err(|errors| {
