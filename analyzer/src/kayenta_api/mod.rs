@@ -98,6 +98,10 @@ pub const ORCA_STATUSES: [&str; 12] = [
     "SKIPPED",
 ];
 
+/// Attempts to record an execution's outcome (a store blip should not
+/// leave it `running` until the next start-up); 0.5 s, 1 s, 2 s, 4 s apart.
+const FINISH_ATTEMPTS: u32 = 5;
+
 /// `GET /canary/executions`' page size when none is given (Kayenta's).
 pub const DEFAULT_EXECUTIONS_LIMIT: usize = 20;
 
@@ -398,10 +402,25 @@ impl KayentaApi {
                 .kayenta_executions
                 .with_label_values(&[status])
                 .inc();
-            if let Err(e) = executions.finish(&task_id, outcome, now_millis()).await {
-                // The execution stays `running` in the store: the next
-                // start-up judges it again.
-                tracing::error!(execution = %task_id, error = %e, "cannot record the outcome");
+            let end = now_millis();
+            let mut delay = std::time::Duration::from_millis(500);
+            for attempt in 1..=FINISH_ATTEMPTS {
+                let Err(e) = executions.finish(&task_id, outcome.clone(), end).await else {
+                    break;
+                };
+                telemetry
+                    .store_errors
+                    .with_label_values(&["kayenta_finish"])
+                    .inc();
+                if attempt == FINISH_ATTEMPTS {
+                    // The execution stays `running` in the store: the next
+                    // start-up judges it again.
+                    tracing::error!(execution = %task_id, error = %e, "cannot record the outcome");
+                    break;
+                }
+                tracing::warn!(execution = %task_id, error = %e, attempt, "cannot record the outcome yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
             }
         });
     }
@@ -506,9 +525,7 @@ impl KayentaApi {
             .map(status_response)
             .collect())
     }
-}
 
-impl KayentaApi {
     /// `POST /judges/judge`: judges the metric-set-pair list of `request`
     /// with the config `config_id` names or the one inline (exactly one of
     /// the two), at `pass` and `marginal` ([`judge::judge_pairs`]).
