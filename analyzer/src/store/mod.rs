@@ -17,8 +17,9 @@
 //! The engine commits each look before the webhook is answered
 //! ([`crate::engine::Engine::look`]); a look that cannot be committed is
 //! answered "cannot judge". The Kayenta API keeps its posted canary
-//! configs and executions here too ([`kayenta`]). Schemas are versioned, reversible and shipped in
-//! the binary ([`migrations`]); old looks are pruned by [`retention`].
+//! configs and executions here too ([`kayenta`]). Schemas are versioned,
+//! reversible and shipped in the binary ([`migrations`]); old looks are
+//! pruned by [`retention`].
 
 pub mod kayenta;
 pub mod memory;
@@ -338,7 +339,7 @@ pub trait Store: Send + Sync {
     fn migrate_down(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
 
     /// The Kayenta API's repositories (posted canary configs, executions)
-    /// on this store: its tables, its connection or pool ([`kayenta`]).
+    /// on this store: its tables, its connection or pool ([`crate::store::kayenta`]).
     fn kayenta(self: Arc<Self>) -> KayentaRepositories;
 }
 
