@@ -30,11 +30,13 @@ async fn migrations_go_up_and_down_and_report_status() {
     let store = SqliteStore::open(&dir.path().join("v.db")).await.unwrap();
     let status = store.migration_status().await.unwrap();
     assert!(status.iter().all(|m| m.applied_at.is_none()), "{status:?}");
-    assert_eq!(store.migrate_up().await.unwrap(), vec![1]);
+    assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2]);
     assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     let tables = store.tables().await.unwrap();
     for t in [
         "flagger_events",
+        "kayenta_configs",
+        "kayenta_executions",
         "looks",
         "notifications",
         "runs",
@@ -45,10 +47,18 @@ async fn migrations_go_up_and_down_and_report_status() {
     assert!(store.migration_status().await.unwrap()[0]
         .applied_at
         .is_some());
+    // Down one at a time: the Kayenta tables go first, then the runs.
+    assert_eq!(store.migrate_down().await.unwrap(), Some(2));
+    let tables = store.tables().await.unwrap();
+    assert!(tables.contains(&"runs".to_string()), "{tables:?}");
+    assert!(
+        !tables.iter().any(|t| t.starts_with("kayenta")),
+        "{tables:?}"
+    );
     assert_eq!(store.migrate_down().await.unwrap(), Some(1));
     assert_eq!(store.tables().await.unwrap(), vec!["schema_migrations"]);
     assert_eq!(store.migrate_down().await.unwrap(), None);
-    assert_eq!(store.migrate_up().await.unwrap(), vec![1]);
+    assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2]);
 }
 
 #[tokio::test]
@@ -58,8 +68,9 @@ async fn a_failing_migration_leaves_the_database_as_it_was() {
     store.migrate_up().await.unwrap();
     let before = store.tables().await.unwrap();
     let mut list = migrations::SQLITE.to_vec();
+    let broken = list.len() as i64 + 1;
     list.push(Migration {
-        version: 2,
+        version: broken,
         name: "broken",
         // The first statement succeeds, the second fails: the table it
         // created must not survive.
@@ -71,23 +82,23 @@ async fn a_failing_migration_leaves_the_database_as_it_was() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Migration { version: 2, .. }),
+        matches!(&err, StoreError::Migration { version, .. } if *version == broken),
         "{err}"
     );
     assert_eq!(store.tables().await.unwrap(), before);
     let status = store.migration_status().await.unwrap();
-    assert_eq!(status.len(), 1);
-    assert!(status[0].applied_at.is_some());
+    assert_eq!(status.len(), migrations::SQLITE.len());
+    assert!(status.iter().all(|m| m.applied_at.is_some()));
     // The fixed migration then applies through the same runner.
-    list[1].up = "CREATE TABLE half_done (x INTEGER);";
+    list.last_mut().unwrap().up = "CREATE TABLE half_done (x INTEGER);";
     assert_eq!(
         store.run_migrations(list, Step::Up, false).await.unwrap(),
-        vec![2]
+        vec![broken]
     );
     // ...and this binary now refuses the database it does not know.
     assert_eq!(
         store.migrate_up().await.unwrap_err(),
-        StoreError::UnknownSchema(2)
+        StoreError::UnknownSchema(broken)
     );
 }
 
@@ -284,4 +295,17 @@ async fn the_runs_api_lists_and_explains_recorded_runs_with_events_and_notificat
     let text = verdict::cli::runs::show_text(&store.get_run(id).await.unwrap().unwrap());
     assert!(text.contains("look 3 at"), "{text}");
     assert!(text.contains("oncall-slack"), "{text}");
+}
+
+/// The Kayenta API's records on two connections to one SQLite file (what a
+/// restarted daemon reads), and on the memory backend.
+#[tokio::test]
+async fn kayenta_repositories_keep_configs_and_executions() {
+    let dir = tempfile::tempdir().unwrap();
+    let first: Arc<dyn Store> = open(&dir).await;
+    let second: Arc<dyn Store> = open(&dir).await;
+    support::kayenta_store::contract(first.kayenta(), second.kayenta()).await;
+
+    let memory: Arc<dyn Store> = Arc::new(verdict::store::memory::MemoryStore::new());
+    support::kayenta_store::contract(memory.clone().kayenta(), memory.kayenta()).await;
 }

@@ -6,7 +6,11 @@
 //! * `POST /canary/{configId}` and the inline-config `POST /canary`, answered
 //!   `{"canaryExecutionId": ...}`; account and pipeline query parameters are
 //!   accepted and echoed (Verdict has one metrics source);
-//! * `GET /canary/{id}`: Kayenta's execution status.
+//! * `GET /canary/{id}`: Kayenta's execution status; `GET /canary/executions`
+//!   (`application`, `limit`, `page`, `statuses`) lists them;
+//! * `GET /judges` and `POST /judges/judge` (`canaryConfigId`,
+//!   `passThreshold`, `marginalThreshold`; the metric-set-pair list in the
+//!   body, since Verdict stores none).
 //!
 //! Bodies are parsed leniently as Kayenta does (unknown fields ignored, no
 //! content type required); a body that is not the expected JSON is a 400.
@@ -38,6 +42,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/canary", post(start_adhoc))
         .route("/canary/{id}", get(status).post(start))
+        .route("/canary/executions", get(list_executions))
+        .route("/judges", get(list_judges))
+        .route("/judges/judge", post(judge))
 }
 
 /// A refused request, as Spring reports it.
@@ -55,6 +62,7 @@ impl IntoResponse for KayentaApiError {
             KayentaError::NotFound(_) => StatusCode::NOT_FOUND,
             KayentaError::Invalid(_) => StatusCode::BAD_REQUEST,
             KayentaError::Conflict(_) => StatusCode::CONFLICT,
+            KayentaError::CannotJudge(_) => StatusCode::UNPROCESSABLE_ENTITY,
             KayentaError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let body = serde_json::json!({
@@ -85,12 +93,15 @@ async fn list_configs(
     Query(params): Query<ListParams>,
 ) -> Answer<Vec<crate::kayenta_api::model::ConfigSummary>> {
     Ok(Json(
-        state.kayenta.list_configs(params.application.as_deref())?,
+        state
+            .kayenta
+            .list_configs(params.application.as_deref())
+            .await?,
     ))
 }
 
 async fn get_config(State(state): State<AppState>, Path(id): Path<String>) -> Answer<CanaryConfig> {
-    Ok(Json(state.kayenta.get_config(&id)?))
+    Ok(Json(state.kayenta.get_config(&id).await?))
 }
 
 async fn create_config(
@@ -99,7 +110,7 @@ async fn create_config(
 ) -> Answer<CanaryConfigIdResponse> {
     let config = body(&bytes, "canary config")?;
     Ok(Json(CanaryConfigIdResponse {
-        canary_config_id: state.kayenta.create_config(config)?,
+        canary_config_id: state.kayenta.create_config(config).await?,
     }))
 }
 
@@ -110,7 +121,7 @@ async fn update_config(
 ) -> Answer<CanaryConfigIdResponse> {
     let config = body(&bytes, "canary config")?;
     Ok(Json(CanaryConfigIdResponse {
-        canary_config_id: state.kayenta.update_config(&id, config)?,
+        canary_config_id: state.kayenta.update_config(&id, config).await?,
     }))
 }
 
@@ -118,7 +129,7 @@ async fn delete_config(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, KayentaApiError> {
-    state.kayenta.delete_config(&id)?;
+    state.kayenta.delete_config(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -130,7 +141,7 @@ async fn start(
 ) -> Answer<CanaryExecutionResponse> {
     let request: ExecutionRequest = body(&bytes, "canary execution request")?;
     Ok(Json(CanaryExecutionResponse {
-        canary_execution_id: state.kayenta.start(&config_id, params, request)?,
+        canary_execution_id: state.kayenta.start(&config_id, params, request).await?,
     }))
 }
 
@@ -141,7 +152,7 @@ async fn start_adhoc(
 ) -> Answer<CanaryExecutionResponse> {
     let request: AdhocExecutionRequest = body(&bytes, "ad-hoc canary execution request")?;
     Ok(Json(CanaryExecutionResponse {
-        canary_execution_id: state.kayenta.start_adhoc(params, request)?,
+        canary_execution_id: state.kayenta.start_adhoc(params, request).await?,
     }))
 }
 
@@ -149,5 +160,80 @@ async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Answer<crate::kayenta_api::model::ExecutionStatusResponse> {
-    Ok(Json(state.kayenta.status(&id)?))
+    Ok(Json(state.kayenta.status(&id).await?))
+}
+
+/// `GET /canary/executions`' query; numbers are read by the core, so a bad
+/// one is refused in Spring's shape with the reason.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecutionListParams {
+    application: Option<String>,
+    limit: Option<String>,
+    page: Option<String>,
+    statuses: Option<String>,
+}
+
+async fn list_executions(
+    State(state): State<AppState>,
+    Query(params): Query<ExecutionListParams>,
+) -> Answer<Vec<crate::kayenta_api::model::ExecutionStatusResponse>> {
+    Ok(Json(
+        state
+            .kayenta
+            .list_executions(
+                params.application.as_deref(),
+                params.limit.as_deref(),
+                params.page.as_deref(),
+                params.statuses.as_deref(),
+            )
+            .await?,
+    ))
+}
+
+async fn list_judges() -> Json<Vec<crate::kayenta_api::model::JudgeInfo>> {
+    Json(crate::kayenta_api::judge::judges())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JudgeParams {
+    canary_config_id: Option<String>,
+    metric_set_pair_list_id: Option<String>,
+    pass_threshold: Option<String>,
+    marginal_threshold: Option<String>,
+}
+
+/// A required number of the query.
+fn threshold(name: &str, value: Option<&str>) -> Result<f64, KayentaApiError> {
+    let text = value.ok_or_else(|| KayentaError::Invalid(format!("{name} is required")))?;
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| {
+            KayentaError::Invalid(format!("{name} must be a number, got {text:?}")).into()
+        })
+}
+
+async fn judge(
+    State(state): State<AppState>,
+    Query(params): Query<JudgeParams>,
+    bytes: Bytes,
+) -> Answer<crate::kayenta_api::model::DirectJudgeResult> {
+    if let Some(id) = &params.metric_set_pair_list_id {
+        return Err(KayentaError::Invalid(format!(
+            "metricSetPairListId {id:?}: Verdict stores no metric-set-pair lists; send the list in the body"
+        ))
+        .into());
+    }
+    let pass = threshold("passThreshold", params.pass_threshold.as_deref())?;
+    let marginal = threshold("marginalThreshold", params.marginal_threshold.as_deref())?;
+    let request = body(&bytes, "metric-set-pair list")?;
+    Ok(Json(
+        state
+            .kayenta
+            .judge_direct(params.canary_config_id.as_deref(), request, pass, marginal)
+            .await?,
+    ))
 }

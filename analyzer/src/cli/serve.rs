@@ -112,15 +112,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let engine = Arc::new(
         Engine::new(config.analyses.clone(), source.clone(), telemetry.clone())
             .with_notifier(notifier)
-            .with_store(store),
+            .with_store(store.clone()),
     );
+    let kayenta = kayenta_api(&engine, store).await?;
     let auth = Arc::new(Authenticator::new(config.credentials.api_tokens.clone()));
     if config.credentials.api_tokens.is_none() {
         tracing::warn!(
             "auth.token_file is not set: every API route is open to anyone who can reach it"
         );
     }
-    let app = api::router(AppState::new(engine.clone(), source).with_auth(auth.clone()));
+    let app = api::router(
+        AppState::new(engine.clone(), source)
+            .with_auth(auth.clone())
+            .with_kayenta(kayenta),
+    );
     let listener = tokio::net::TcpListener::bind(&config.settings.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.settings.listen))?;
@@ -184,6 +189,23 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn crate::store:
         }
     }
     Ok(store)
+}
+
+/// The Kayenta API on the run store's repositories, with every execution
+/// a previous daemon left running judged again (`kayenta_api::KayentaApi::resume`).
+pub async fn kayenta_api(
+    engine: &Arc<Engine>,
+    store: Arc<dyn crate::store::Store>,
+) -> anyhow::Result<Arc<crate::kayenta_api::KayentaApi>> {
+    let api = crate::kayenta_api::KayentaApi::new(engine.clone(), store.kayenta());
+    let resumed = api
+        .resume()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot resume the Kayenta executions: {e}"))?;
+    if resumed > 0 {
+        tracing::info!(resumed, "kayenta executions left running are judged again");
+    }
+    Ok(Arc::new(api))
 }
 
 async fn shutdown_signal() {

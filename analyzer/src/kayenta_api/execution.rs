@@ -32,6 +32,7 @@ use crate::engine::judge::ArmSummary;
 use crate::engine::run::{Look, RunKey};
 use crate::engine::{Engine, LookRequest};
 use crate::json::number;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,8 +69,9 @@ pub struct Execution {
     pub outcome: Outcome,
 }
 
-/// Where an execution stands.
-#[derive(Debug, Clone)]
+/// Where an execution stands (stored as JSON by the SQL backends).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Running,
     Succeeded(Box<CanaryResult>),
@@ -178,6 +180,7 @@ pub fn prepare(
         }
     };
     thresholds.check().map_err(KayentaError::Invalid)?;
+    super::judge::check_judge_name(config)?;
     if config.metrics.is_empty() {
         return Err(KayentaError::Invalid(
             "the canary config has no metrics".into(),
@@ -392,6 +395,8 @@ pub fn judge_result(look: &Look, judgement: &Judgement) -> JudgeResult {
         .iter()
         .map(|m| AnalysisResult {
             name: m.name.clone(),
+            id: None,
+            tags: None,
             classification: m.classification.kayenta_name().to_string(),
             classification_reason: (!m.reason.is_empty()).then(|| m.reason.clone()),
             groups: vec![m.group.clone()],

@@ -131,7 +131,7 @@ pub struct CanaryExecutionResponse {
 }
 
 /// `CanaryJudgeScore`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JudgeScore {
     pub score: f64,
@@ -141,7 +141,7 @@ pub struct JudgeScore {
 }
 
 /// `CanaryJudgeGroupScore` (classification fields are always empty in Kayenta).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JudgeGroupScore {
     pub name: String,
@@ -151,16 +151,22 @@ pub struct JudgeGroupScore {
 }
 
 /// `{"stats": {...}}` of one arm.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArmMetadata {
     pub stats: Value,
 }
 
 /// `CanaryAnalysisResult`: one metric's classification.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisResult {
     pub name: String,
+    /// The metric set pair's id (`POST /judges/judge`; absent on executions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The metric set pair's tags (`POST /judges/judge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
     /// `Pass`, `High`, `Low`, `Nodata`, `NodataFailMetric` or `Error`.
     pub classification: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,7 +184,7 @@ pub struct AnalysisResult {
 }
 
 /// `CanaryJudgeResult`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JudgeResult {
     pub judge_name: String,
@@ -188,7 +194,7 @@ pub struct JudgeResult {
 }
 
 /// `CanaryResult` plus Verdict's explanation of the same judgement.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryResult {
     pub judge_result: JudgeResult,
@@ -241,4 +247,100 @@ pub struct ExecutionStatusResponse {
     pub end_time_millis: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_time_iso: Option<String>,
+}
+
+/// An entry of `GET /judges` (Kayenta's `CanaryJudge` as Jackson writes it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JudgeInfo {
+    pub name: String,
+    pub visible: bool,
+}
+
+/// `MetricSetPair`: one metric's control and experiment values, as Kayenta
+/// stores them in a metric-set-pair list. Only `name` and `values` are
+/// read; `scopes` and `attributes` are accepted and ignored.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MetricSetPair {
+    pub name: Option<String>,
+    pub id: Option<String>,
+    pub tags: Option<BTreeMap<String, String>>,
+    /// `control` and `experiment`: numbers, with `null`, `"NaN"`, `"inf"`
+    /// and `"-inf"` for values Jackson writes that way.
+    pub values: BTreeMap<String, Vec<Value>>,
+}
+
+/// The body of `POST /judges/judge`: the metric-set-pair list Kayenta
+/// would load by `metricSetPairListId`, and optionally the config inline.
+/// A bare JSON array is the list alone.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DirectJudgeRequest {
+    pub canary_config: Option<CanaryConfig>,
+    pub metric_set_pair_list: Vec<MetricSetPair>,
+}
+
+impl<'de> Deserialize<'de> for DirectJudgeRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Inline {
+            #[serde(default)]
+            canary_config: Option<CanaryConfig>,
+            metric_set_pair_list: Vec<MetricSetPair>,
+        }
+        let value = Value::deserialize(d)?;
+        match value {
+            Value::Array(_) => Ok(DirectJudgeRequest {
+                canary_config: None,
+                metric_set_pair_list: serde_json::from_value(value)
+                    .map_err(serde::de::Error::custom)?,
+            }),
+            Value::Object(_) => {
+                let i: Inline = serde_json::from_value(value).map_err(serde::de::Error::custom)?;
+                Ok(DirectJudgeRequest {
+                    canary_config: i.canary_config,
+                    metric_set_pair_list: i.metric_set_pair_list,
+                })
+            }
+            other => Err(serde::de::Error::custom(format!(
+                "expected a metric-set-pair list or {{\"canaryConfig\", \"metricSetPairList\"}}, got {other}"
+            ))),
+        }
+    }
+}
+
+/// One metric's judgement as Verdict explains it, beside Kayenta's result
+/// in `POST /judges/judge`'s answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricExplanation {
+    pub name: String,
+    /// Verdict's label (`pass`, `high`, `low`, `nodata`, ...).
+    pub classification: String,
+    pub critical: bool,
+    pub muted: bool,
+    /// Whether each side had Verdict's minimum points.
+    pub enough_data: bool,
+    /// Why, in words and numbers; empty for a plain pass.
+    pub reason: String,
+    /// The classifier's numbers: both sides' statistics, the deviation,
+    /// the effect size, the shift estimate and interval, the p-value.
+    pub statistics: Value,
+}
+
+/// Verdict's explanation of a direct judgement.
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectJudgeExplanation {
+    pub metrics: Vec<MetricExplanation>,
+    /// The minimum points per side a passing score needs ([`crate::config::analysis::MinData`]).
+    pub min_points: usize,
+}
+
+/// The answer of `POST /judges/judge`: Kayenta's `CanaryJudgeResult` with
+/// Verdict's explanation beside it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectJudgeResult {
+    #[serde(flatten)]
+    pub judge_result: JudgeResult,
+    pub verdict: DirectJudgeExplanation,
 }

@@ -16,6 +16,7 @@ use super::{
     RunDetail, RunFilter, RunSummary, RunSync, SequentialStates, Store, StoreError, StoredLook,
 };
 use crate::engine::run::{Look, RunKey};
+use crate::kayenta_api::repository::KayentaRepositories;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -46,6 +47,8 @@ pub struct MemoryStore {
     /// Closed runs kept (with their looks, events and notifications);
     /// `None` keeps all.
     closed_limit: Option<usize>,
+    /// The Kayenta API's records, in `kayenta_api::repository`'s maps.
+    kayenta: KayentaRepositories,
 }
 
 impl MemoryStore {
@@ -100,6 +103,10 @@ impl Data {
 impl Store for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    fn kayenta(self: std::sync::Arc<Self>) -> KayentaRepositories {
+        self.kayenta.clone()
     }
 
     fn open_run<'a>(

@@ -19,20 +19,36 @@ pub struct Migration {
 }
 
 /// SQLite's migrations, oldest first.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    up: include_str!("migrations/sqlite/0001_initial.up.sql"),
-    down: include_str!("migrations/sqlite/0001_initial.down.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        up: include_str!("migrations/sqlite/0001_initial.up.sql"),
+        down: include_str!("migrations/sqlite/0001_initial.down.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "kayenta",
+        up: include_str!("migrations/sqlite/0002_kayenta.up.sql"),
+        down: include_str!("migrations/sqlite/0002_kayenta.down.sql"),
+    },
+];
 
 /// PostgreSQL's migrations, oldest first (the same versions as [`SQLITE`]).
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    up: include_str!("migrations/postgres/0001_initial.up.sql"),
-    down: include_str!("migrations/postgres/0001_initial.down.sql"),
-}];
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        up: include_str!("migrations/postgres/0001_initial.up.sql"),
+        down: include_str!("migrations/postgres/0001_initial.down.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "kayenta",
+        up: include_str!("migrations/postgres/0002_kayenta.up.sql"),
+        down: include_str!("migrations/postgres/0002_kayenta.down.sql"),
+    },
+];
 
 /// Which way to move the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

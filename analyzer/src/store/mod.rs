@@ -16,9 +16,12 @@
 //!
 //! The engine commits each look before the webhook is answered
 //! ([`crate::engine::Engine::look`]); a look that cannot be committed is
-//! answered "cannot judge". Schemas are versioned, reversible and shipped in
-//! the binary ([`migrations`]); old looks are pruned by [`retention`].
+//! answered "cannot judge". The Kayenta API keeps its posted canary
+//! configs and executions here too ([`kayenta`]). Schemas are versioned,
+//! reversible and shipped in the binary ([`migrations`]); old looks are
+//! pruned by [`retention`].
 
+pub mod kayenta;
 pub mod memory;
 pub mod migrations;
 pub mod postgres;
@@ -29,6 +32,7 @@ use crate::config::store::{StoreBackend, StoreSettings};
 use crate::config::Config;
 use crate::engine::run::{Look, RunKey};
 use crate::engine::sequential::SequentialState;
+use crate::kayenta_api::repository::KayentaRepositories;
 pub use crate::source::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -333,6 +337,10 @@ pub trait Store: Send + Sync {
 
     /// Reverts the latest applied migration; returns its version.
     fn migrate_down(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
+
+    /// The Kayenta API's repositories (posted canary configs, executions)
+    /// on this store: its tables, its connection or pool ([`crate::store::kayenta`]).
+    fn kayenta(self: Arc<Self>) -> KayentaRepositories;
 }
 
 /// Connects to the configured store without migrating it (`verdict migrate`).

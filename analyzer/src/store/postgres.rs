@@ -12,6 +12,8 @@
 //! trusted network or through a local proxy), reconnecting when a
 //! connection broke. The URL holds a password and is never logged.
 
+mod kayenta;
+
 use super::migrations::{self, Migration, Step};
 use super::{
     action_of, from_json, to_json, BoxFuture, EventRecord, MigrationStatus, NewRun,
@@ -254,6 +256,13 @@ fn stored_look(r: &Row) -> Result<StoredLook, StoreError> {
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn kayenta(self: std::sync::Arc<Self>) -> crate::kayenta_api::repository::KayentaRepositories {
+        crate::kayenta_api::repository::KayentaRepositories {
+            configs: self.clone(),
+            executions: self,
+        }
     }
 
     fn open_run<'a>(

@@ -7,6 +7,8 @@
 //! `kill -9` and power loss. Writes take the lock up front (`BEGIN
 //! IMMEDIATE`) so two processes on one file queue rather than deadlock.
 
+mod kayenta;
+
 use super::migrations::{self, Migration, Step};
 use super::{
     action_of, from_json, to_json, BoxFuture, EventRecord, MigrationStatus, NewRun,
@@ -280,6 +282,13 @@ fn stored_look(look_json: &str, state_json: &str) -> Result<StoredLook, StoreErr
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn kayenta(self: Arc<Self>) -> crate::kayenta_api::repository::KayentaRepositories {
+        crate::kayenta_api::repository::KayentaRepositories {
+            configs: self.clone(),
+            executions: self,
+        }
     }
 
     fn open_run<'a>(

@@ -114,12 +114,17 @@ impl Daemon {
         let engine = Arc::new(
             Engine::new(config.analyses.clone(), source.clone(), telemetry)
                 .with_notifier(notifier)
-                .with_store(store),
+                .with_store(store.clone()),
         );
+        let kayenta = verdict::cli::serve::kayenta_api(&engine, store)
+            .await
+            .expect("the Kayenta API on the store");
         let clock = Arc::new(AtomicU64::new((base_time() as f64 + at).to_bits()));
         let reading = clock.clone();
         let auth = api::auth::Authenticator::new(config.credentials.api_tokens.clone());
-        let state = AppState::new(engine.clone(), source).with_auth(Arc::new(auth));
+        let state = AppState::new(engine.clone(), source)
+            .with_auth(Arc::new(auth))
+            .with_kayenta(kayenta);
         let state = if wall_clock {
             state
         } else {

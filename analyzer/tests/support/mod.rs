@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod fault_proxy;
+pub mod kayenta_store;
 pub mod postgres;
 pub mod prometheus;
 pub mod scenario;

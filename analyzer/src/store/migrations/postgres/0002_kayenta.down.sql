@@ -1,0 +1,2 @@
+DROP TABLE kayenta_executions;
+DROP TABLE kayenta_configs;
