@@ -362,15 +362,26 @@ fn cases() -> Vec<Case> {
             413,
             "length limit",
         ),
+        Case {
+            method: "DELETE",
+            ..flagger(
+                "wrong method",
+                "",
+                405,
+                "method DELETE not allowed on /v1/flagger/checkout/rollout; the Allow header",
+            )
+        },
+        Case {
+            path: "/v1/nosuch".into(),
+            ..argo_get("no such route", "", 404, "no route for GET /v1/nosuch")
+        },
     ]
 }
 
 async fn send(client: &reqwest::Client, base: &str, case: &Case) -> (u16, String) {
     let url = format!("{base}{}", case.path);
-    let mut req = match case.method {
-        "GET" => client.get(url),
-        _ => client.post(url),
-    };
+    let method = reqwest::Method::from_bytes(case.method.as_bytes()).expect("method");
+    let mut req = client.request(method, url);
     if let Some(ct) = case.content_type {
         req = req.header("content-type", ct);
     }
