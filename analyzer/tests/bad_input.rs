@@ -434,6 +434,21 @@ async fn bad_input_is_a_4xx_with_a_message_and_changes_nothing() {
     let a = d.post_json(FLAGGER, OK).await;
     assert_eq!(a.status, 200, "{a:?}");
     assert!(a.body.starts_with("healthy: "), "{a:?}");
+    // A wrong method's 405 keeps the Allow header its text points to.
+    let r = client()
+        .delete(format!("{}{FLAGGER}", d.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let allow = r
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert!(
+        allow.as_deref().is_some_and(|a| a.contains("POST")),
+        "{allow:?}"
+    );
 }
 
 #[tokio::test]
