@@ -362,15 +362,26 @@ fn cases() -> Vec<Case> {
             413,
             "length limit",
         ),
+        Case {
+            method: "DELETE",
+            ..flagger(
+                "wrong method",
+                "",
+                405,
+                "method DELETE not allowed on /v1/flagger/checkout/rollout; the Allow header",
+            )
+        },
+        Case {
+            path: "/v1/nosuch".into(),
+            ..argo_get("no such route", "", 404, "no route for GET /v1/nosuch")
+        },
     ]
 }
 
 async fn send(client: &reqwest::Client, base: &str, case: &Case) -> (u16, String) {
     let url = format!("{base}{}", case.path);
-    let mut req = match case.method {
-        "GET" => client.get(url),
-        _ => client.post(url),
-    };
+    let method = reqwest::Method::from_bytes(case.method.as_bytes()).expect("method");
+    let mut req = client.request(method, url);
     if let Some(ct) = case.content_type {
         req = req.header("content-type", ct);
     }
@@ -423,6 +434,21 @@ async fn bad_input_is_a_4xx_with_a_message_and_changes_nothing() {
     let a = d.post_json(FLAGGER, OK).await;
     assert_eq!(a.status, 200, "{a:?}");
     assert!(a.body.starts_with("healthy: "), "{a:?}");
+    // A wrong method's 405 keeps the Allow header its text points to.
+    let r = client()
+        .delete(format!("{}{FLAGGER}", d.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let allow = r
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert!(
+        allow.as_deref().is_some_and(|a| a.contains("POST")),
+        "{allow:?}"
+    );
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 //! * [`runs`]: `GET /v1/runs`, `GET /v1/runs/{id}` (the recorded runs);
 //! * [`auth`]: the token every route but the probes and `/metrics` requires.
 //! * [`kayenta`]: Kayenta's `/canaryConfig` and `/canary` endpoints.
+//! * [`unrouted`]: one-line bodies for axum's empty 404 and 405 answers.
 //!
 //! Bad input is a 4xx with a one-line reason and changes nothing.
 
@@ -16,6 +17,7 @@ pub mod flagger;
 pub mod health;
 pub mod kayenta;
 pub mod runs;
+pub mod unrouted;
 
 use crate::engine::Engine;
 use crate::source::SeriesSource;
@@ -108,6 +110,7 @@ pub fn router(state: AppState) -> Router {
             auth::require_token,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(unrouted::explain_empty))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
