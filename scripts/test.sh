@@ -13,9 +13,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 # A one-minute load and soak (300 concurrent canaries; exits 1 on growth of
 # memory or descriptors; docs/benchmarks.md). Test profile: no second build.
-cargo test -p verdict --locked --bench soak -- --seconds 60
+# `--workspace` here and below keeps the features the test build resolved:
+# a per-package invocation resolves them anew and rebuilds most dependencies
+# (polars included), minutes each on 2 cores.
+cargo test --workspace --locked --bench soak -- --seconds 60
 
 # A bounded fuzzing session (fuzz/, docs/security.md): 30 s per target from
 # the committed seed corpus. The seed is printed; a finding fails the run and
 # prints the command that replays it. VERDICT_FUZZ_SEED reproduces a session.
-cargo run -p verdict-fuzz --locked -- --seconds 30 ${VERDICT_FUZZ_SEED:+--seed "$VERDICT_FUZZ_SEED"}
+cargo build --workspace --locked --bins
+"${CARGO_TARGET_DIR:-target}/debug/verdict-fuzz" --seconds 30 ${VERDICT_FUZZ_SEED:+--seed "$VERDICT_FUZZ_SEED"}
