@@ -409,6 +409,15 @@ pub fn judge_result(look: &Look, judgement: &Judgement) -> JudgeResult {
             muted: m.muted,
         })
         .collect();
+    kayenta_judge_result(results, scored)
+}
+
+/// Kayenta's judge result from the per-metric results and their score:
+/// one shape for executions and for `POST /judges/judge`.
+pub fn kayenta_judge_result(
+    results: Vec<AnalysisResult>,
+    scored: scorer::ScoreResult,
+) -> JudgeResult {
     let classification = match scored.classification {
         scorer::ScoreClassification::Pass => "Pass",
         scorer::ScoreClassification::Marginal => "Marginal",

@@ -18,10 +18,10 @@
 //! minimum on a side, or no pair at all (Verdict never promotes on missing
 //! data).
 
-use super::execution::JUDGE_NAME;
+use super::execution::{kayenta_judge_result, JUDGE_NAME};
 use super::model::{
-    AnalysisResult, ArmMetadata, DirectJudgeExplanation, DirectJudgeResult, JudgeGroupScore,
-    JudgeInfo, JudgeResult, JudgeScore, MetricExplanation, MetricSetPair,
+    AnalysisResult, ArmMetadata, DirectJudgeExplanation, DirectJudgeResult, JudgeInfo,
+    MetricExplanation, MetricSetPair,
 };
 use super::KayentaError;
 use crate::config::analysis::MinData;
@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 use verdict_judges::kayenta::classifier::{classify, Label};
 use verdict_judges::kayenta::config::CanaryConfig;
 use verdict_judges::kayenta::preprocess::DescriptiveStats;
-use verdict_judges::kayenta::scorer::{self, ScoreClassification, ScoreThresholds, ScoredMetric};
+use verdict_judges::kayenta::scorer::{self, ScoreThresholds, ScoredMetric};
 
 /// `GET /judges`: the judges a canary config's `judge.name` may name.
 pub fn judges() -> Vec<JudgeInfo> {
@@ -158,31 +158,8 @@ pub fn judge_pairs(
     }
     let summary = scorer::score(&scored, &config.classifier.group_weights, thresholds);
     refuse_untrustworthy(config, &explanations, summary.score, thresholds.pass)?;
-    let classification = match summary.classification {
-        ScoreClassification::Pass => "Pass",
-        ScoreClassification::Marginal => "Marginal",
-        ScoreClassification::Fail => "Fail",
-    };
     Ok(DirectJudgeResult {
-        judge_result: JudgeResult {
-            judge_name: JUDGE_NAME.into(),
-            results,
-            group_scores: summary
-                .group_scores
-                .iter()
-                .map(|g| JudgeGroupScore {
-                    name: g.name.clone(),
-                    score: g.score,
-                    classification: String::new(),
-                    classification_reason: String::new(),
-                })
-                .collect(),
-            score: JudgeScore {
-                score: summary.score,
-                classification: classification.into(),
-                classification_reason: summary.reason,
-            },
-        },
+        judge_result: kayenta_judge_result(results, summary),
         verdict: DirectJudgeExplanation {
             metrics: explanations,
             min_points,
