@@ -12,24 +12,10 @@
 //! writer reads the same files. Swapping is one line in [`write_csv`]
 //! (`crate::recording::table::write`), followed by a regeneration.
 
+use crate::recording::format_le;
+pub use crate::recording::Arm;
 use std::io::Write;
 use std::path::Path;
-
-/// Which side of the comparison a series belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arm {
-    Baseline,
-    Canary,
-}
-
-impl Arm {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Arm::Baseline => "baseline",
-            Arm::Canary => "canary",
-        }
-    }
-}
 
 /// How a value is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +50,9 @@ fn format_value(value: f64, format: ValueFormat) -> String {
     }
 }
 
-fn format_le(le: Option<f64>) -> String {
-    match le {
-        None => String::new(),
-        Some(le) if le == f64::INFINITY => "+Inf".into(),
-        Some(le) => format!("{le}"),
-    }
+/// The `le` cell: empty outside histogram buckets.
+fn le_cell(le: Option<f64>) -> String {
+    le.map(format_le).unwrap_or_default()
 }
 
 /// Writes `rows` as a recording CSV at `path`.
@@ -84,7 +67,7 @@ pub fn write_csv(rows: &[Row], path: &Path) -> std::io::Result<()> {
             r.metric,
             r.arm.as_str(),
             format_value(r.value, r.format),
-            format_le(r.le)
+            le_cell(r.le)
         )?;
     }
     out.flush()
@@ -99,10 +82,10 @@ mod tests {
         assert_eq!(format_value(12.0, ValueFormat::Count), "12");
         assert_eq!(format_value(0.123456, ValueFormat::Gauge), "0.1235");
         assert_eq!(format_value(f64::NAN, ValueFormat::Gauge), "NaN");
-        assert_eq!(format_le(Some(0.25)), "0.25");
-        assert_eq!(format_le(Some(2.5)), "2.5");
-        assert_eq!(format_le(Some(1.0)), "1");
-        assert_eq!(format_le(Some(f64::INFINITY)), "+Inf");
-        assert_eq!(format_le(None), "");
+        assert_eq!(le_cell(Some(0.25)), "0.25");
+        assert_eq!(le_cell(Some(2.5)), "2.5");
+        assert_eq!(le_cell(Some(1.0)), "1");
+        assert_eq!(le_cell(Some(f64::INFINITY)), "+Inf");
+        assert_eq!(le_cell(None), "");
     }
 }
