@@ -73,9 +73,11 @@ struct RunEntry {
 /// keeping it would grow memory without bound.
 pub const RUN_IDLE_EVICTION_SECONDS: f64 = 24.0 * 3600.0;
 
-/// Looks kept per run; older looks are dropped from memory (their number
-/// stays, so look numbers keep counting).
-pub const MAX_LOOKS_PER_RUN: usize = 500;
+/// Looks read back from the store when a run is resumed (a restarted daemon,
+/// another replica's run), to find where its current rollout step began. In
+/// memory a run keeps only its latest look, so this bounds nothing else; a
+/// step longer than this many looks is taken to begin at the oldest of them.
+pub const RESUMED_LOOKS: usize = 500;
 
 /// Runs, looks and judging over one series source.
 pub struct Engine {
@@ -289,7 +291,7 @@ impl Engine {
             &mut run,
             &analysis,
             req.now,
-            MAX_LOOKS_PER_RUN,
+            RESUMED_LOOKS,
         )
         .await;
         self.telemetry
@@ -319,7 +321,7 @@ impl Engine {
         if let Some(last) = run.last_look() {
             if req.now - last.time < cfg.dedup_window.as_secs_f64() && req.now >= last.time {
                 self.telemetry.duplicate_deliveries.inc();
-                return Ok(Arc::new(last.clone()));
+                return Ok(last.clone());
             }
         }
         let started = Instant::now();
@@ -433,7 +435,7 @@ impl Engine {
             Ok(c) => {
                 // Another replica recorded this look first: its answer.
                 self.telemetry.duplicate_deliveries.inc();
-                return Ok(Arc::new(c.look));
+                return Ok(c.look);
             }
             Err((error, look)) => {
                 self.store_failed("record_look", &error);
@@ -455,14 +457,10 @@ impl Engine {
             reasons = ?look.decision.reasons,
             "decision"
         );
-        if run.looks.len() > MAX_LOOKS_PER_RUN {
-            let excess = run.looks.len() - MAX_LOOKS_PER_RUN;
-            run.looks.drain(..excess);
-        }
         if let Some(notifier) = &self.notifier {
             notifier.offer_for_run(run.id, &req.analysis, &req.key, &look);
         }
-        Ok(Arc::new(look))
+        Ok(look)
     }
 
     /// How long a handler waits for a look before answering "cannot judge".

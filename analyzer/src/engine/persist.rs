@@ -15,6 +15,7 @@ use super::run::{Look, Run};
 use super::RUN_IDLE_EVICTION_SECONDS;
 use crate::config::analysis::Analysis;
 use crate::store::{config_hash, NewRun, Recorded, SequentialStates, Store, StoreError};
+use std::sync::Arc;
 use verdict_judges::decision::Decision;
 
 /// Attempts of [`sync`]: a run closed elsewhere (or abandoned) and reopened,
@@ -57,7 +58,7 @@ pub async fn sync(
                 run.first_look = open.started_at;
                 run.window_start = open.window_start;
                 run.vars = open.vars;
-                run.looks = open.looks;
+                run.resume_looks(open.looks);
                 run.sequential = open.sequential;
                 return Ok(());
             }
@@ -77,7 +78,7 @@ pub async fn sync(
                     continue;
                 }
                 if let Some(newer) = synced.newer {
-                    run.looks.push(newer.look);
+                    run.push_look(Arc::new(newer.look));
                     run.sequential = newer.sequential;
                 }
                 return Ok(());
@@ -92,7 +93,7 @@ pub async fn sync(
 
 /// A committed look, and whether this engine's look is the one recorded.
 pub struct Committed {
-    pub look: Look,
+    pub look: Arc<Look>,
     /// False when another replica recorded this look number first and
     /// `look` is its look.
     pub ours: bool,
@@ -117,17 +118,16 @@ pub async fn record(
     };
     match recorded {
         Recorded::Inserted => {
-            run.looks.push(look.clone());
+            let look = Arc::new(look);
+            run.push_look(look.clone());
             run.sequential = sequential;
             Ok(Committed { look, ours: true })
         }
         Recorded::Lost(winner) => {
-            run.looks.push(winner.look.clone());
+            let look = Arc::new(winner.look);
+            run.push_look(look.clone());
             run.sequential = winner.sequential;
-            Ok(Committed {
-                look: winner.look,
-                ours: false,
-            })
+            Ok(Committed { look, ours: false })
         }
     }
 }

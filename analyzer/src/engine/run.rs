@@ -3,13 +3,16 @@
 //! A run is one rollout of one revision, keyed the way its controller names
 //! it (Flagger: namespace, name, checksum; Argo: an explicit run id). Each
 //! webhook call is a look: one window, one judgement of every metric, one
-//! decision. Looks are kept so duplicate deliveries get the same answer and
-//! so a run can be explained afterwards.
+//! decision. Every look is kept in the run store, where a run is explained
+//! afterwards; in memory a run holds only what the next look needs: its
+//! latest look (a duplicate delivery gets the same answer) and where its
+//! current rollout step began.
 
 use super::judge::MetricVerdict;
 use super::sequential::SequentialState;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use verdict_judges::decision::Decision;
 
 /// Who asked, and for which rollout.
@@ -74,7 +77,7 @@ pub struct Look {
 }
 
 /// One rollout under analysis.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Run {
     /// The run's id in the run store, once recorded there.
     pub id: Option<i64>,
@@ -85,7 +88,11 @@ pub struct Run {
     pub first_look: f64,
     /// Variables the queries were rendered with (name, namespace, metadata).
     pub vars: BTreeMap<String, String>,
-    pub looks: Vec<Look>,
+    /// The latest committed look.
+    last_look: Option<Arc<Look>>,
+    /// The current rollout step: the weight of the latest unbroken series of
+    /// looks at one weight, and the time of its first look.
+    step: Option<(Option<f64>, f64)>,
     /// Set once the controller reported the rollout finished.
     pub closed: Option<String>,
     /// Sequential judges' state, by metric name.
@@ -107,14 +114,34 @@ impl Run {
             window_start: now - lookback_seconds,
             first_look: now,
             vars,
-            looks: Vec::new(),
+            last_look: None,
+            step: None,
             closed: None,
             sequential: BTreeMap::new(),
         }
     }
 
-    pub fn last_look(&self) -> Option<&Look> {
-        self.looks.last()
+    pub fn last_look(&self) -> Option<&Arc<Look>> {
+        self.last_look.as_ref()
+    }
+
+    /// Makes `look` the run's latest look, following the rollout step.
+    pub fn push_look(&mut self, look: Arc<Look>) {
+        match self.step {
+            Some((weight, _)) if weight == look.weight => {}
+            _ => self.step = Some((look.weight, look.time)),
+        }
+        self.last_look = Some(look);
+    }
+
+    /// Replaces the looks with `looks` (oldest first, as read back from the
+    /// store): enough of them to reach the start of the current step.
+    pub fn resume_looks(&mut self, looks: Vec<Look>) {
+        self.last_look = None;
+        self.step = None;
+        for look in looks {
+            self.push_look(Arc::new(look));
+        }
     }
 
     /// When the current rollout step began, for a look at `weight` taken at
@@ -125,11 +152,86 @@ impl Run {
         if weight.is_none() {
             return self.first_look;
         }
-        self.looks
+        match self.step {
+            Some((step_weight, started)) if step_weight == weight => started,
+            _ => now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn look(number: usize, time: f64, weight: Option<f64>) -> Arc<Look> {
+        Arc::new(Look {
+            number,
+            time,
+            window: LookWindow {
+                start: 0.0,
+                end: time,
+                step_seconds: 15.0,
+            },
+            baseline: "same window".into(),
+            weight,
+            metrics: Vec::new(),
+            decision: Decision::inconclusive("test"),
+        })
+    }
+
+    fn run() -> Run {
+        Run::new(
+            RunKey::Replay { name: "r".into() },
+            "a",
+            100.0,
+            60.0,
+            BTreeMap::new(),
+        )
+    }
+
+    #[test]
+    fn the_step_begins_at_the_first_look_of_the_latest_weight() {
+        let mut r = run();
+        // No look yet: a step begins now.
+        assert_eq!(r.step_started(Some(5.0), 100.0), 100.0);
+        r.push_look(look(1, 100.0, Some(5.0)));
+        r.push_look(look(2, 160.0, Some(5.0)));
+        assert_eq!(r.step_started(Some(5.0), 220.0), 100.0);
+        // A new weight: its step begins with this look.
+        assert_eq!(r.step_started(Some(25.0), 220.0), 220.0);
+        r.push_look(look(3, 220.0, Some(25.0)));
+        r.push_look(look(4, 280.0, Some(25.0)));
+        assert_eq!(r.step_started(Some(25.0), 340.0), 220.0);
+        // Back to an earlier weight: a new step, not the old one.
+        r.push_look(look(5, 340.0, Some(5.0)));
+        assert_eq!(r.step_started(Some(5.0), 400.0), 340.0);
+        // Without weights the run is one step.
+        assert_eq!(r.step_started(None, 400.0), 100.0);
+        assert_eq!(r.last_look().unwrap().number, 5);
+    }
+
+    #[test]
+    fn resumed_looks_give_the_same_step_as_the_looks_taken() {
+        let looks: Vec<Arc<Look>> = [(5.0, 100.0), (25.0, 160.0), (25.0, 220.0), (25.0, 280.0)]
             .iter()
-            .rev()
-            .take_while(|l| l.weight == weight)
-            .last()
-            .map_or(now, |l| l.time)
+            .enumerate()
+            .map(|(i, &(w, t))| look(i + 1, t, Some(w)))
+            .collect();
+        let mut taken = run();
+        for l in &looks {
+            taken.push_look(l.clone());
+        }
+        let mut resumed = run();
+        resumed.resume_looks(looks.iter().map(|l| Look::clone(l)).collect());
+        for (weight, now) in [(Some(25.0), 340.0), (Some(50.0), 340.0), (None, 340.0)] {
+            assert_eq!(
+                resumed.step_started(weight, now),
+                taken.step_started(weight, now)
+            );
+        }
+        assert_eq!(resumed.step_started(Some(25.0), 340.0), 160.0);
+        assert_eq!(resumed.last_look().unwrap().number, 4);
+        resumed.resume_looks(Vec::new());
+        assert!(resumed.last_look().is_none());
     }
 }

@@ -82,23 +82,27 @@ async fn idle_runs_are_forgotten_when_a_new_run_starts() {
 }
 
 #[tokio::test]
-async fn look_history_is_bounded_but_numbers_keep_counting() {
+async fn a_run_holds_one_look_in_memory_and_numbers_keep_counting() {
     let mut source = MemorySource::new();
     source.insert(r#"latency{app="app-canary"}"#, series(0.0, 1e5, wavy));
     source.insert(r#"latency{app="app-primary"}"#, series(0.0, 1e5, wavy));
     let e = engine("", source);
-    let n = MAX_LOOKS_PER_RUN + 5;
+    let n = 40;
     let mut last = None;
     for i in 0..n {
         last = Some(e.look(request("a", 100.0 + 10.0 * i as f64)).await.unwrap());
     }
-    assert_eq!(last.unwrap().number, n);
+    let last = last.unwrap();
+    assert_eq!(last.number, n);
     let run = e
         .run("web", &RunKey::Replay { name: "a".into() })
         .await
         .unwrap();
-    assert_eq!(run.looks.len(), MAX_LOOKS_PER_RUN);
-    assert_eq!(run.looks[0].number, 6);
+    // The very look answered, not a copy of it.
+    assert!(Arc::ptr_eq(run.last_look().unwrap(), &last));
+    // Every look is in the store.
+    let stored = e.store().get_run(run.id.unwrap()).await.unwrap().unwrap();
+    assert_eq!(stored.looks.len(), n);
 }
 
 #[tokio::test]
