@@ -20,6 +20,7 @@
 //! can drive them by hand (`docs/security.md`).
 
 pub mod mutate;
+pub mod recording;
 pub mod targets;
 
 use std::collections::HashSet;
