@@ -140,7 +140,10 @@ fn outcome(target: &Path, read: Result<Recording, RecordingError>) -> String {
     match read {
         Err(e) => refusal(target, &e),
         Ok(recording) => {
-            assert!(!recording.is_empty(), "a recording without samples was read");
+            assert!(
+                !recording.is_empty(),
+                "a recording without samples was read"
+            );
             for s in &recording.series {
                 assert!(!s.metric.is_empty(), "a series without a metric name");
                 assert!(

@@ -38,8 +38,18 @@ fn seeds() -> Vec<(&'static str, Recording, bool)> {
             "gauge.parquet",
             Recording {
                 series: vec![
-                    series("latency", Arm::Baseline, None, &[(t, 0.21), (t + 15.0, 0.22)]),
-                    series("latency", Arm::Canary, None, &[(t, 0.2), (t + 15.0, f64::NAN)]),
+                    series(
+                        "latency",
+                        Arm::Baseline,
+                        None,
+                        &[(t, 0.21), (t + 15.0, 0.22)],
+                    ),
+                    series(
+                        "latency",
+                        Arm::Canary,
+                        None,
+                        &[(t, 0.2), (t + 15.0, f64::NAN)],
+                    ),
                 ],
             },
             true,
