@@ -188,5 +188,8 @@ fn refusal(target: &Path, e: &RecordingError) -> String {
         .as_deref()
         .map(|c| c.split(['[', '.']).next().unwrap_or(""))
         .unwrap_or("");
-    super::targets::shape(&format!("refused {column}: "), &e.message)
+    // What follows a parenthesis is detail that varies with the input (the
+    // columns the file has, polars' context), not a different refusal.
+    let message = e.message.split('(').next().unwrap_or("");
+    super::targets::shape(&format!("refused {column}: "), message)
 }
