@@ -8,6 +8,8 @@
 //! reported with its row and column instead of polars' inference guessing
 //! a type. Rows are numbered from 1, the header not counted; CSV chunks
 //! are cut at newlines, so quoted cells must not contain line breaks.
+//! polars panics on some malformed bytes; each decoding call is guarded
+//! (`decoding`) so that such a file is an error naming it, not a crash.
 //!
 //! Writing: rows are buffered and flushed as one polars batch per chunk.
 
