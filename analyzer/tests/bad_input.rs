@@ -368,7 +368,7 @@ fn cases() -> Vec<Case> {
                 "wrong method",
                 "",
                 405,
-                "method DELETE not allowed on /v1/flagger/checkout/rollout; the Allow header",
+                "method DELETE not allowed on /v1/flagger/checkout/rollout; allowed: POST",
             )
         },
         Case {
@@ -434,7 +434,7 @@ async fn bad_input_is_a_4xx_with_a_message_and_changes_nothing() {
     let a = d.post_json(FLAGGER, OK).await;
     assert_eq!(a.status, 200, "{a:?}");
     assert!(a.body.starts_with("healthy: "), "{a:?}");
-    // A wrong method's 405 keeps the Allow header its text points to.
+    // A wrong method's 405 keeps the Allow header its text repeats.
     let r = client()
         .delete(format!("{}{FLAGGER}", d.url))
         .send()

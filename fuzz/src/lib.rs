@@ -2,7 +2,11 @@
 //!
 //! Each [`Target`] feeds arbitrary bytes to one parser the way the daemon
 //! does and checks what must hold for every input: no panic, and for PromQL
-//! templating that no value changes the shape of a rendered query.
+//! templating that no value changes the shape of a rendered query. The
+//! recording readers' targets ([`recording`]: CSV, Parquet, query_range
+//! answers, the backtest manifest) write the bytes to a scratch file, call
+//! the real reader and check what it promises of a recording and of a
+//! refusal.
 //!
 //! Coverage-guided engines (libFuzzer through `cargo fuzz`, AFL++ through
 //! `cargo afl`) need a nightly compiler or an instrumented rebuild of every
@@ -20,6 +24,7 @@
 //! can drive them by hand (`docs/security.md`).
 
 pub mod mutate;
+pub mod recording;
 pub mod targets;
 
 use std::collections::HashSet;

@@ -20,9 +20,11 @@ fn root() -> PathBuf {
 
 fn usage(problem: &str) -> ExitCode {
     eprintln!("verdict-fuzz: {problem}");
+    let targets: Vec<&str> = Target::ALL.iter().map(|t| t.name()).collect();
     eprintln!(
         "usage: verdict-fuzz [--seconds N | --iterations N] [--seed S] [TARGET...]\n       \
-         verdict-fuzz replay TARGET FILE\ntargets: flagger argo config template"
+         verdict-fuzz replay TARGET FILE\ntargets: {}",
+        targets.join(" ")
     );
     ExitCode::from(2)
 }

@@ -1,6 +1,7 @@
 //! The fuzz targets: each parses bytes as the daemon would and checks what
 //! must hold. A target panics only on a finding; a refusal is an outcome.
 
+use crate::recording;
 use std::collections::BTreeMap;
 use std::path::Path;
 use verdict::api::{argo, auth, flagger, parse_weight};
@@ -17,14 +18,28 @@ pub enum Target {
     Config,
     /// A PromQL template (first line) rendered with `name=value` lines.
     Template,
+    /// A recording as a `.csv` long table (`recording::read`).
+    Csv,
+    /// A recording as a `.parquet` long table (`recording::read`).
+    Parquet,
+    /// A directory of query_range answers (`recording::read`): the input is
+    /// `latency.canary.json`, or split at a `=== canary` line into
+    /// `latency.baseline.json` and `latency.canary.json`.
+    QueryRange,
+    /// A backtest manifest (`Manifest::load`).
+    Manifest,
 }
 
 impl Target {
-    pub const ALL: [Target; 4] = [
+    pub const ALL: [Target; 8] = [
         Target::Flagger,
         Target::Argo,
         Target::Config,
         Target::Template,
+        Target::Csv,
+        Target::Parquet,
+        Target::QueryRange,
+        Target::Manifest,
     ];
 
     pub fn name(self) -> &'static str {
@@ -33,6 +48,10 @@ impl Target {
             Target::Argo => "argo",
             Target::Config => "config",
             Target::Template => "template",
+            Target::Csv => "csv",
+            Target::Parquet => "parquet",
+            Target::QueryRange => "query-range",
+            Target::Manifest => "manifest",
         }
     }
 
@@ -47,6 +66,10 @@ impl Target {
             Target::Argo => 0xbf58_476d_1ce4_e5b9,
             Target::Config => 0x94d0_49bb_1331_11eb,
             Target::Template => 0x2545_f491_4f6c_dd1d,
+            Target::Csv => 0x6a09_e667_f3bc_c908,
+            Target::Parquet => 0xbb67_ae85_84ca_a73b,
+            Target::QueryRange => 0x3c6e_f372_fe94_f82b,
+            Target::Manifest => 0xa54f_f53a_5f1d_36f1,
         }
     }
 
@@ -170,6 +193,118 @@ impl Target {
                 "5m",
                 "\\\"",
             ],
+            Target::Csv => &[
+                "timestamp,metric,arm,value\n",
+                "timestamp,metric,arm,value,le\n",
+                "timestamp",
+                "metric",
+                "arm",
+                "value",
+                "le",
+                "baseline",
+                "canary",
+                "latency:errors",
+                ":total",
+                "2023-11-14T22:13:20Z",
+                "2023-11-14T23:13:20.25+01:00",
+                "1700000000",
+                "1700000000.5",
+                "+Inf",
+                "-Inf",
+                "NaN",
+                "inf",
+                "1e308",
+                "-0",
+                "\"",
+                "\"\"",
+                ",",
+                ",,",
+                "\n",
+                "\r\n",
+                "\u{feff}",
+                ";",
+                "\t",
+            ],
+            Target::Parquet => &[
+                "PAR1",
+                "timestamp",
+                "metric",
+                "arm",
+                "value",
+                "le",
+                "baseline",
+                "canary",
+                "\0\0\0\0",
+                "\x7f\x7f\x7f\x7f",
+                "\x15\x00",
+                "\x15\x02",
+                "\x19\x1c",
+                "\x16\x00",
+                "\x00\x00\x00\x00\x00\x00\x00\x40",
+                "\x08\x00\x00\x00",
+            ],
+            Target::QueryRange => &[
+                "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[",
+                "{\"metric\":{},\"values\":[[1700000000,\"1\"]]}",
+                "{\"metric\":{\"le\":\"+Inf\"},\"values\":[]}",
+                "\"resultType\":\"matrix\"",
+                "\"resultType\":\"vector\"",
+                "\"status\":\"error\"",
+                "\"error\":\"x\"",
+                "\"status\":",
+                "\"data\":",
+                "\"result\":",
+                "\"metric\":",
+                "\"values\":",
+                "\"le\":",
+                "\"+Inf\"",
+                "\"NaN\"",
+                "\"-Inf\"",
+                "\"0.5\"",
+                "[1700000000,\"0.2\"]",
+                "1e999",
+                "-1e999",
+                "1700000000.5",
+                "null",
+                "[]",
+                "{}",
+                ",",
+                "\n=== canary\n",
+            ],
+            Target::Manifest => &[
+                "config: verdict.yaml\n",
+                "analysis: web\n",
+                "vars: {name: checkout}\n",
+                "recordings:\n",
+                "  - file: a.csv\n",
+                "    expected: healthy\n",
+                "    expected: regressed\n",
+                "    expected: no-promote\n",
+                "    description: d\n",
+                "    regression_start: ",
+                "'2023-11-14T22:13:20Z'",
+                "1700003600",
+                ".nan",
+                ".inf",
+                "    interval: ",
+                "    step_every: ",
+                "1m",
+                "0s",
+                "1e9h",
+                "    weights: ",
+                "[5, 25, 50, 100]",
+                "[]",
+                "[0]",
+                "[101]",
+                "&a",
+                "*a",
+                "<<: *a",
+                "~",
+                "- ",
+                ": ",
+                "'",
+                "\"",
+            ],
         }
     }
 
@@ -181,6 +316,10 @@ impl Target {
             Target::Argo => argo_request(input),
             Target::Config => config_file(input),
             Target::Template => template(input),
+            Target::Csv => recording::csv(input),
+            Target::Parquet => recording::parquet(input),
+            Target::QueryRange => recording::query_range(input),
+            Target::Manifest => recording::manifest(input),
         }
     }
 }
@@ -188,7 +327,7 @@ impl Target {
 /// An error message reduced to its shape: quoted text dropped and only the
 /// first words made of letters kept, so that "line 3" and "line 4", or two
 /// rejected values, are one outcome.
-fn shape(prefix: &str, message: &str) -> String {
+pub(crate) fn shape(prefix: &str, message: &str) -> String {
     let mut unquoted = String::new();
     let mut quoted = false;
     let mut escaped = false;

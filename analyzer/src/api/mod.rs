@@ -97,7 +97,7 @@ impl AppState {
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(flagger::routes())
         .merge(argo::routes())
         .merge(health::routes())
@@ -110,9 +110,14 @@ pub fn router(state: AppState) -> Router {
             auth::require_token,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(middleware::from_fn(unrouted::explain_empty))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(state);
+    // axum sets a 405's `Allow` header outside the layers of the router that
+    // routed it, so the layer that explains empty answers wraps the whole
+    // router (its only route) to see that header.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn(unrouted::explain_empty))
 }
 
 /// Counts and times every request by route template and status.

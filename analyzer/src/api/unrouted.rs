@@ -4,8 +4,11 @@
 //! axum's router answers both before any handler runs, with the right status
 //! (and, for 405, the `Allow` header) but no body, which leaves an operator
 //! reading a controller's event log with nothing to go on. This layer fills
-//! in a plain-text line naming the method and path (for 405 the allowed methods
-//! stay in the `Allow` header); answers that already carry a body pass through unchanged.
+//! in a plain-text line naming the method and path and, for 405, the allowed
+//! methods as the `Allow` header lists them; answers that already carry a
+//! body pass through unchanged. axum sets `Allow` outside the layers of the
+//! router that routed the request, so this layer wraps the whole API router
+//! (`api::router`), not its routes.
 
 use axum::body::{Body, HttpBody};
 use axum::extract::Request;
@@ -26,10 +29,15 @@ pub async fn explain_empty(req: Request, next: Next) -> Response {
     {
         return response;
     }
-    // The `Allow` header is set by axum's method router outside this layer
-    // (it is not on the response yet here), so the line points to it.
     let line = if status == StatusCode::METHOD_NOT_ALLOWED {
-        format!("method {method} not allowed on {path}; the Allow header lists the allowed methods")
+        let allowed = response
+            .headers()
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(|v| v.replace(',', ", "))
+            .unwrap_or_else(|| "none".into());
+        format!("method {method} not allowed on {path}; allowed: {allowed}")
     } else {
         format!("no route for {method} {path}")
     };

@@ -8,6 +8,8 @@
 //! reported with its row and column instead of polars' inference guessing
 //! a type. Rows are numbered from 1, the header not counted; CSV chunks
 //! are cut at newlines, so quoted cells must not contain line breaks.
+//! polars panics on some malformed bytes; each decoding call is guarded
+//! (`decoding`) so that such a file is an error naming it, not a crash.
 //!
 //! Writing: rows are buffered and flushed as one polars batch per chunk.
 
@@ -61,6 +63,25 @@ fn polars_error(path: &Path, e: impl std::fmt::Display) -> RecordingError {
     RecordingError::file(path, e.to_string())
 }
 
+/// Runs a polars decoding call on `path`'s bytes, turning a panic inside
+/// polars into an error naming the file. polars panics on some malformed
+/// input (a corrupt Parquet footer panics in its Thrift decoder instead of
+/// returning an error), and a bad file must be an error, never a crash.
+/// Only decoding is guarded: a panic in Verdict's own code stays a panic.
+fn decoding<T>(path: &Path, what: &str, call: impl FnOnce() -> T) -> Result<T, RecordingError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|payload| {
+        let detail = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("no detail");
+        RecordingError::file(
+            path,
+            format!("{what}: the decoder failed on malformed data ({detail})"),
+        )
+    })
+}
+
 /// Reads a whole table.
 pub fn read(path: &Path, format: Format) -> Result<Recording, RecordingError> {
     let mut builder = SeriesBuilder::default();
@@ -78,11 +99,11 @@ fn read_parquet(path: &Path, builder: &mut SeriesBuilder) -> Result<u64, Recordi
     let open =
         || File::open(path).map_err(|e| RecordingError::file(path, format!("cannot open: {e}")));
     let mut reader = ParquetReader::new(open()?);
-    let metadata = reader
-        .get_metadata()
-        .map_err(|e| polars_error(path, format!("not a readable Parquet file: {e}")))?
-        .clone();
-    let schema = reader.schema().map_err(|e| polars_error(path, e))?;
+    const UNREADABLE: &str = "not a readable Parquet file";
+    let metadata = decoding(path, UNREADABLE, || reader.get_metadata().cloned())?
+        .map_err(|e| polars_error(path, format!("{UNREADABLE}: {e}")))?;
+    let schema =
+        decoding(path, UNREADABLE, || reader.schema())?.map_err(|e| polars_error(path, e))?;
     let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     let columns = Columns::locate(path, &names)?;
     let wanted: Vec<String> = columns.names().map(String::from).collect();
@@ -91,11 +112,13 @@ fn read_parquet(path: &Path, builder: &mut SeriesBuilder) -> Result<u64, Recordi
     while offset < total {
         let mut reader = ParquetReader::new(open()?);
         reader.set_metadata(metadata.clone());
-        let df = reader
-            .with_columns(Some(wanted.clone()))
-            .with_slice(Some((offset, CHUNK_ROWS)))
-            .finish()
-            .map_err(|e| polars_error(path, e))?;
+        let df = decoding(path, UNREADABLE, || {
+            reader
+                .with_columns(Some(wanted.clone()))
+                .with_slice(Some((offset, CHUNK_ROWS)))
+                .finish()
+        })?
+        .map_err(|e| polars_error(path, e))?;
         if df.height() == 0 {
             break;
         }
@@ -149,13 +172,16 @@ fn read_csv(path: &Path, builder: &mut SeriesBuilder) -> Result<u64, RecordingEr
         if chunk[before..].iter().all(|b| b.is_ascii_whitespace()) {
             break;
         }
-        let df = CsvReadOptions::default()
-            .with_has_header(true)
-            // Every column as text: cells are parsed (and reported) here.
-            .with_infer_schema_length(Some(0))
-            .into_reader_with_file_handle(Cursor::new(chunk))
-            .finish()
-            .map_err(|e| polars_error(path, format!("not readable as CSV: {e}")))?;
+        const UNREADABLE: &str = "not readable as CSV";
+        let df = decoding(path, UNREADABLE, || {
+            CsvReadOptions::default()
+                .with_has_header(true)
+                // Every column as text: cells are parsed (and reported) here.
+                .with_infer_schema_length(Some(0))
+                .into_reader_with_file_handle(Cursor::new(chunk))
+                .finish()
+        })?
+        .map_err(|e| polars_error(path, format!("{UNREADABLE}: {e}")))?;
         ingest(path, &df, &columns, rows, builder)?;
         rows += df.height() as u64;
     }
@@ -454,4 +480,24 @@ pub fn write(path: &Path, recording: &Recording) -> Result<(), RecordingError> {
         }
     }
     writer.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Found by the `parquet` fuzz target: a 5-byte footer on which polars'
+    /// Thrift decoder panics ("thrift bool field") instead of failing.
+    const FOOTER_THAT_PANICS_POLARS: &[u8] = b"EAAA8\x05\x00\x00\x00PAR1";
+
+    #[test]
+    fn a_footer_that_panics_polars_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corrupt.parquet");
+        std::fs::write(&path, FOOTER_THAT_PANICS_POLARS).unwrap();
+        let e = crate::recording::read(&path).unwrap_err();
+        assert_eq!(e.file, path);
+        let text = e.to_string();
+        assert!(text.starts_with(&path.display().to_string()), "{text}");
+        assert!(text.contains("not a readable Parquet file"), "{text}");
+        assert!(text.contains("malformed data"), "{text}");
+    }
 }
