@@ -8,12 +8,7 @@ use std::path::PathBuf;
 
 /// Path of a file under the shared reference directory beside the checkout.
 pub fn reference_path(file: &str) -> PathBuf {
-    // The run-time variable first: a test binary reused from a shared
-    // target directory was compiled in another checkout, whose path
-    // `env!` would have baked in.
-    let manifest_dir =
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
-    PathBuf::from(manifest_dir)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/reference")
         .join(file)
 }
