@@ -24,9 +24,4 @@ cargo test --workspace --locked --bench soak -- --seconds 60
 cargo build --workspace --locked --bins
 fuzz="${CARGO_TARGET_DIR:-target}/debug/verdict-fuzz"
 "$fuzz" --seconds 30 ${VERDICT_FUZZ_SEED:+--seed "$VERDICT_FUZZ_SEED"} \
-  flagger argo config template csv query-range manifest
-# parquet is left out until its open finding is fixed: a negative page
-# num_values makes polars abort on an allocation, which no unwind catches
-# (fuzz/findings/, docs/security.md), and even a fixed seed under a time
-# budget reached it. The corpus tests still run its seeds and 3,000
-# fixed-seed mutations.
+  flagger argo config template csv parquet query-range manifest

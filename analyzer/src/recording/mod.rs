@@ -21,6 +21,7 @@
 //! pairs, and one chunk of the file.
 
 pub mod manifest;
+mod parquet_pages;
 pub mod prom_json;
 pub mod table;
 

@@ -10,6 +10,8 @@
 //! are cut at newlines, so quoted cells must not contain line breaks.
 //! polars panics on some malformed bytes; each decoding call is guarded
 //! (`decoding`) so that such a file is an error naming it, not a crash.
+//! Some malformed Parquet pages make it abort instead, which no guard
+//! catches: `parquet_pages` checks the page headers before it decodes.
 //!
 //! Writing: rows are buffered and flushed as one polars batch per chunk.
 
@@ -107,6 +109,10 @@ fn read_parquet(path: &Path, builder: &mut SeriesBuilder) -> Result<u64, Recordi
     let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     let columns = Columns::locate(path, &names)?;
     let wanted: Vec<String> = columns.names().map(String::from).collect();
+    let mut file = open()?;
+    decoding(path, UNREADABLE, || {
+        super::parquet_pages::check(path, &mut file, &metadata, &wanted)
+    })??;
     let total = metadata.num_rows;
     let mut offset = 0;
     while offset < total {
@@ -499,5 +505,24 @@ mod tests {
         assert!(text.starts_with(&path.display().to_string()), "{text}");
         assert!(text.contains("not a readable Parquet file"), "{text}");
         assert!(text.contains("malformed data"), "{text}");
+    }
+
+    /// Found by the `parquet` fuzz target: `gauge.parquet` with the `metric`
+    /// column's data page claiming -57 values. polars would cast the count
+    /// to a size near 2^64 and abort on the allocation; the page check
+    /// (`parquet_pages`) refuses the file first.
+    const NEGATIVE_PAGE_NUM_VALUES: &[u8] =
+        include_bytes!("../../../fuzz/corpus/parquet/negative-page-num-values.parquet");
+
+    #[test]
+    fn a_page_with_a_negative_value_count_is_refused_before_polars_decodes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("negative.parquet");
+        std::fs::write(&path, NEGATIVE_PAGE_NUM_VALUES).unwrap();
+        let e = crate::recording::read(&path).unwrap_err();
+        assert_eq!(e.file, path);
+        let text = e.to_string();
+        assert!(text.contains("column `metric` in row group 0"), "{text}");
+        assert!(text.contains("claims -57 values"), "{text}");
     }
 }
