@@ -34,7 +34,13 @@
 //! # Computation
 //!
 //! `x` and `y` are sorted once. For at most [`MATERIALISE_MAX_PAIRS`]
-//! differences they are materialised and sorted. Beyond that the `k`-th
+//! differences they are materialised, unsorted, and each order statistic is
+//! *selected* (`select_nth_unstable`) inside the stretch between the
+//! positions already selected: the median partitions the differences, the
+//! lower bound is then found among those below it and the upper among those
+//! above, about five passes in all instead of a full sort (a canary's
+//! windows are this size, and a replay judges hundreds of thousands of
+//! them). Beyond that the `k`-th
 //! smallest difference is selected without materialising the matrix:
 //! `count(d) = #{(i, j): x_i − y_j ≤ d}` takes one two-pointer pass
 //! (rounded subtraction is monotone in each argument, so each row's
@@ -155,7 +161,7 @@ pub fn hodges_lehmann(
         && config
             .exact
             .unwrap_or(n < EXACT_SIZE_LIMIT && m < EXACT_SIZE_LIMIT);
-    let differences = PairwiseDifferences::new(&xs, &ys);
+    let mut differences = PairwiseDifferences::new(&xs, &ys);
     let pairs = differences.len();
     let estimate = differences.median();
     let alpha = 1.0 - config.conf_level;
@@ -258,12 +264,15 @@ fn signif_2(v: f64) -> f64 {
     (v * scale).round() / scale
 }
 
-/// The sorted multiset `{x_i − y_j}` of two sorted samples, either
-/// materialised or implicit (selected by counting).
+/// The multiset `{x_i − y_j}` of two sorted samples, queried by order
+/// statistic: either materialised (and partially ordered by the queries) or
+/// implicit (selected by counting).
 #[derive(Debug, Clone)]
 pub enum PairwiseDifferences<'a> {
-    /// All differences, ascending.
-    Materialised(Vec<f64>),
+    /// All differences. Every position in `placed` (ascending) holds its
+    /// order statistic, everything before it is ≤ and everything after ≥,
+    /// so a later query selects only between its two placed neighbours.
+    Materialised { all: Vec<f64>, placed: Vec<usize> },
     /// Sorted `x` and `y`; differences are computed on demand.
     Implicit { xs: &'a [f64], ys: &'a [f64] },
 }
@@ -281,14 +290,16 @@ impl<'a> PairwiseDifferences<'a> {
 
     /// Forces materialisation (any size; for tests and small inputs).
     pub fn materialised(xs: &[f64], ys: &[f64]) -> Self {
-        let mut all: Vec<f64> = xs
+        let all: Vec<f64> = xs
             .iter()
             // `+ 0.0` turns −0.0 (e.g. −0.0 − 0.0) into +0.0, the value the
             // counting path returns for a zero difference.
             .flat_map(|&xi| ys.iter().map(move |&yj| (xi - yj) + 0.0))
             .collect();
-        all.sort_unstable_by(f64::total_cmp);
-        Self::Materialised(all)
+        Self::Materialised {
+            all,
+            placed: Vec::new(),
+        }
     }
 
     /// Forces the counting representation (any size).
@@ -300,7 +311,7 @@ impl<'a> PairwiseDifferences<'a> {
     /// Number of differences, `n·m`.
     pub fn len(&self) -> u64 {
         match self {
-            Self::Materialised(all) => all.len() as u64,
+            Self::Materialised { all, .. } => all.len() as u64,
             Self::Implicit { xs, ys } => xs.len() as u64 * ys.len() as u64,
         }
     }
@@ -311,28 +322,30 @@ impl<'a> PairwiseDifferences<'a> {
     }
 
     /// The `k`-th smallest difference, 1-based (`1 ≤ k ≤ len`).
-    pub fn kth(&self, k: u64) -> f64 {
+    pub fn kth(&mut self, k: u64) -> f64 {
         assert!(
             k >= 1 && k <= self.len(),
             "order statistic {k} out of 1..={}",
             self.len()
         );
         match self {
-            Self::Materialised(all) => all[(k - 1) as usize],
+            Self::Materialised { all, placed } => {
+                select_between_placed(all, placed, (k - 1) as usize)
+            }
             Self::Implicit { xs, ys } => kth_smallest_difference(xs, ys, k),
         }
     }
 
     /// The median, averaging the two middle differences when `len` is even
     /// (R's `median`).
-    pub fn median(&self) -> f64 {
+    pub fn median(&mut self) -> f64 {
         let len = self.len();
         let lower_middle = self.kth(len.div_ceil(2));
         if len % 2 == 1 {
             return lower_middle;
         }
         let upper_middle = match self {
-            Self::Materialised(all) => all[(len / 2) as usize],
+            Self::Materialised { .. } => self.kth(len / 2 + 1),
             Self::Implicit { xs, ys } => {
                 // D[k+1] is D[k] itself if it repeats, else the next larger
                 // difference: one pass instead of another bisection.
@@ -351,6 +364,24 @@ impl<'a> PairwiseDifferences<'a> {
             lower_middle / 2.0 + upper_middle / 2.0
         }
     }
+}
+
+/// Selects the value of sorted position `index` in `all`, searching only
+/// between the nearest positions already in `placed`, and records it there.
+///
+/// `select_nth_unstable` leaves everything before the chosen position ≤ it
+/// and everything after ≥ it; inside a stretch bounded by placed positions
+/// that holds for the whole vector, so the stretches only ever shrink.
+fn select_between_placed(all: &mut [f64], placed: &mut Vec<usize>, index: usize) -> f64 {
+    let at = match placed.binary_search(&index) {
+        Ok(_) => return all[index],
+        Err(at) => at,
+    };
+    let start = if at == 0 { 0 } else { placed[at - 1] + 1 };
+    let end = placed.get(at).copied().unwrap_or(all.len());
+    all[start..end].select_nth_unstable_by(index - start, f64::total_cmp);
+    placed.insert(at, index);
+    all[index]
 }
 
 /// `#{(i, j): xs[i] − ys[j] ≤ d}` in one pass over sorted `xs` and `ys`.
@@ -680,8 +711,8 @@ mod tests {
         ] {
             let xs = sorted(sample(seed, n, 10.0, round));
             let ys = sorted(sample(seed + 100, m, 9.0, round));
-            let materialised = PairwiseDifferences::materialised(&xs, &ys);
-            let implicit = PairwiseDifferences::implicit(&xs, &ys);
+            let mut materialised = PairwiseDifferences::materialised(&xs, &ys);
+            let mut implicit = PairwiseDifferences::implicit(&xs, &ys);
             for k in 1..=materialised.len() {
                 assert_eq!(
                     implicit.kth(k).to_bits(),
@@ -694,10 +725,37 @@ mod tests {
     }
 
     #[test]
+    fn selections_in_any_order_equal_the_sorted_differences() {
+        let xs = sorted(sample(31, 37, 10.0, true));
+        let ys = sorted(sample(32, 29, 9.0, true));
+        let mut sorted_all: Vec<f64> = xs
+            .iter()
+            .flat_map(|&x| ys.iter().map(move |&y| (x - y) + 0.0))
+            .collect();
+        sorted_all.sort_unstable_by(f64::total_cmp);
+        let len = sorted_all.len() as u64;
+        let mut rng = SplitMix64::new(33);
+        let mut differences = PairwiseDifferences::materialised(&xs, &ys);
+        // The estimator's order (median, then the bounds), then at random,
+        // with repeats, then every position.
+        let queries = [len / 2, len / 2 + 1, 40, len - 39]
+            .into_iter()
+            .chain((0..200).map(|_| 1 + rng.next_u64() % len))
+            .chain(1..=len);
+        for k in queries {
+            assert_eq!(
+                differences.kth(k).to_bits(),
+                sorted_all[(k - 1) as usize].to_bits(),
+                "k={k}"
+            );
+        }
+    }
+
+    #[test]
     fn pure_bisection_agrees_with_narrowing_and_materialised() {
         let xs = sorted(sample(21, 700, 10.0, true));
         let ys = sorted(sample(22, 500, 9.0, false));
-        let all = PairwiseDifferences::materialised(&xs, &ys);
+        let mut all = PairwiseDifferences::materialised(&xs, &ys);
         let top = ordered_key(xs[xs.len() - 1] - ys[0]);
         let bottom = ordered_key(xs[0] - ys[ys.len() - 1]);
         for k in [1, 2, 777, 175_000, 349_999, 350_000] {
@@ -719,7 +777,7 @@ mod tests {
     fn overflowing_differences_are_selected() {
         let xs = [-1e308, 0.0, 1.7e308];
         let ys = [-1.7e308, 1.0, 1e308];
-        let all = PairwiseDifferences::materialised(&xs, &ys);
+        let mut all = PairwiseDifferences::materialised(&xs, &ys);
         for k in 1..=9 {
             assert_eq!(
                 kth_smallest_difference(&xs, &ys, k).to_bits(),
@@ -739,7 +797,7 @@ mod tests {
         xs[599] = 2.0;
         let mut ys = vec![1.0; 600];
         ys[0] = 0.5;
-        let all = PairwiseDifferences::materialised(&xs, &ys);
+        let mut all = PairwiseDifferences::materialised(&xs, &ys);
         for k in [1, 600, 180_000, 359_401, 360_000] {
             assert_eq!(
                 kth_smallest_difference(&xs, &ys, k).to_bits(),
@@ -753,7 +811,7 @@ mod tests {
     fn zero_differences_come_back_as_positive_zero() {
         let xs = [1.0, 2.0];
         let ys = [1.0, 2.0];
-        let implicit = PairwiseDifferences::implicit(&xs, &ys);
+        let mut implicit = PairwiseDifferences::implicit(&xs, &ys);
         assert_eq!(implicit.kth(2).to_bits(), 0.0f64.to_bits());
         assert_eq!(implicit.median().to_bits(), 0.0f64.to_bits());
     }
@@ -906,13 +964,13 @@ mod tests {
         let y = sample(12, 300, 9.0, true);
         let r = hodges_lehmann(&x, &y, &HodgesLehmannConfig::default()).unwrap();
         let (xs, ys) = (sorted(x), sorted(y));
-        let all = PairwiseDifferences::materialised(&xs, &ys);
+        let mut all = PairwiseDifferences::materialised(&xs, &ys);
         assert!(matches!(
             PairwiseDifferences::new(&xs, &ys),
             PairwiseDifferences::Implicit { .. }
         ));
         assert_eq!(r.estimate, all.median());
-        let PairwiseDifferences::Materialised(d) = &all else {
+        let PairwiseDifferences::Materialised { all: d, .. } = &all else {
             unreachable!()
         };
         assert!(d.contains(&r.lower) && d.contains(&r.upper));
