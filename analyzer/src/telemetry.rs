@@ -36,6 +36,7 @@ pub struct Telemetry {
     pub store_errors: IntCounterVec,
     pub store_seconds: HistogramVec,
     pub retention_deleted_looks: IntCounter,
+    pub retention_deleted_kayenta_executions: IntCounter,
     /// Kayenta-compatible executions, by how they ended.
     pub kayenta_executions: IntCounterVec,
 }
@@ -241,6 +242,11 @@ impl Telemetry {
             "Looks deleted by the retention job.",
         )
         .expect("metric");
+        let retention_deleted_kayenta_executions = IntCounter::new(
+            "verdict_retention_deleted_kayenta_executions_total",
+            "Ended Kayenta-API executions deleted by the retention job.",
+        )
+        .expect("metric");
         for operation in STORE_OPERATIONS {
             store_errors.with_label_values(&[operation]);
         }
@@ -290,6 +296,7 @@ impl Telemetry {
             Box::new(store_errors.clone()),
             Box::new(store_seconds.clone()),
             Box::new(retention_deleted_looks.clone()),
+            Box::new(retention_deleted_kayenta_executions.clone()),
             Box::new(kayenta_executions.clone()),
         ] {
             registry.register(m).expect("unique metric names");
@@ -319,6 +326,7 @@ impl Telemetry {
             store_errors,
             store_seconds,
             retention_deleted_looks,
+            retention_deleted_kayenta_executions,
             kayenta_executions,
         }
     }

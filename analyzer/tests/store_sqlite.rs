@@ -309,3 +309,39 @@ async fn kayenta_repositories_keep_configs_and_executions() {
     let memory: Arc<dyn Store> = Arc::new(verdict::store::memory::MemoryStore::new());
     support::kayenta_store::contract(memory.clone().kayenta(), memory.kayenta()).await;
 }
+
+/// The retention job's pass over Kayenta executions: an execution that
+/// ended before the cutoff goes and is counted; a running one stays.
+#[tokio::test]
+async fn retention_deletes_ended_kayenta_executions_and_counts_them() {
+    use support::kayenta_store::execution;
+    use verdict::kayenta_api::execution::Outcome;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = open(&dir).await;
+    let executions = store.clone().kayenta().executions;
+    executions
+        .insert(execution("old", None, 1_000, Outcome::Running))
+        .await
+        .unwrap();
+    executions
+        .finish("old", Outcome::Terminal(vec!["done".into()]), 2_000)
+        .await
+        .unwrap();
+    executions
+        .insert(execution("running", None, 1_000, Outcome::Running))
+        .await
+        .unwrap();
+    let telemetry = verdict::telemetry::Telemetry::new();
+    // An hour's retention, an hour and ten seconds after "old" ended.
+    let deleted = verdict::store::retention::prune_executions(
+        executions.as_ref(),
+        std::time::Duration::from_secs(3600),
+        3_610.0,
+        &telemetry,
+    )
+    .await;
+    assert_eq!(deleted, 1);
+    assert_eq!(telemetry.retention_deleted_kayenta_executions.get(), 1);
+    assert!(executions.get("old").await.unwrap().is_none());
+    assert!(executions.get("running").await.unwrap().is_some());
+}

@@ -88,11 +88,7 @@ pub fn judge_files(args: &JudgeArgs) -> Result<Value, JudgeError> {
         pass: args.pass,
         marginal: args.marginal,
     };
-    crate::config::analysis::ScoreThresholds {
-        pass: thresholds.pass,
-        marginal: thresholds.marginal,
-    }
-    .check()?;
+    thresholds.check()?;
     if looks_like_kayenta(&config_text) {
         let config = CanaryConfig::from_json(&config_text).map_err(|e| {
             format!(
@@ -217,8 +213,7 @@ fn judge_verdict(
     data: &JudgeData,
     thresholds: ScoreThresholds,
 ) -> Result<Value, JudgeError> {
-    config.thresholds.pass = thresholds.pass;
-    config.thresholds.marginal = thresholds.marginal;
+    config.thresholds = thresholds;
     let name = path
         .file_stem()
         .and_then(|s| s.to_str())

@@ -29,6 +29,8 @@ use std::collections::BTreeMap;
 pub use verdict_judges::decision::UndecidedAction;
 pub use verdict_judges::effect_size::EffectSizeMeasure;
 pub use verdict_judges::kayenta::config::Direction;
+/// Thresholds are the scorer's own type, checked at load.
+pub use verdict_judges::kayenta::scorer::ScoreThresholds;
 
 /// One analysis config, validated.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,7 +42,7 @@ pub struct AnalysisConfig {
     /// Group weights (percent). Groups without a weight share the rest of 100.
     #[serde(default)]
     pub groups: BTreeMap<String, f64>,
-    #[serde(default)]
+    #[serde(default = "default_thresholds")]
     pub thresholds: ScoreThresholds,
     #[serde(default)]
     pub min_data: MinData,
@@ -119,35 +121,11 @@ impl BaselineWindow {
     }
 }
 
-/// Score thresholds, in Kayenta's 0-100 scale.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScoreThresholds {
-    pub pass: f64,
-    pub marginal: f64,
-}
-
-impl ScoreThresholds {
-    /// Checks `0 <= marginal <= pass <= 100`.
-    pub fn check(&self) -> Result<(), String> {
-        let in_range = |x: f64| (0.0..=100.0).contains(&x);
-        if in_range(self.pass) && in_range(self.marginal) && self.marginal <= self.pass {
-            Ok(())
-        } else {
-            Err(format!(
-                "need 0 <= marginal <= pass <= 100, got pass {} marginal {}",
-                self.pass, self.marginal
-            ))
-        }
-    }
-}
-
-impl Default for ScoreThresholds {
-    fn default() -> Self {
-        ScoreThresholds {
-            pass: 95.0,
-            marginal: 75.0,
-        }
+/// An analysis's thresholds when it names none: pass at 95, marginal at 75.
+pub fn default_thresholds() -> ScoreThresholds {
+    ScoreThresholds {
+        pass: 95.0,
+        marginal: 75.0,
     }
 }
 

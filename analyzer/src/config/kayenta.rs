@@ -21,9 +21,10 @@
 //! metrics have one, so the first is used (the load warns in `verdict config
 //! check` output through the problem list if more than one is given).
 
+use super::analysis::default_thresholds;
 use super::analysis::{
     AnalysisConfig, ArmQueries, EffectSize, FieldError, Guardrail, JudgeKind, MetricConfig,
-    MetricKind, MinData, ScoreThresholds,
+    MetricKind, MinData,
 };
 use super::duration::PromDuration;
 use verdict_judges::kayenta::config::{CanaryConfig, MetricQuery, PrometheusQuery};
@@ -169,11 +170,7 @@ pub fn analysis_config(config: &CanaryConfig) -> Result<AnalysisConfig, Vec<Fiel
     let thresholds = config
         .classifier
         .score_thresholds
-        .map(|t| ScoreThresholds {
-            pass: t.pass,
-            marginal: t.marginal,
-        })
-        .unwrap_or_default();
+        .unwrap_or_else(default_thresholds);
     Ok(AnalysisConfig {
         description: config.description.clone().unwrap_or_default(),
         metrics,

@@ -15,7 +15,7 @@ use verdict_judges::kayenta::classifier::{classify, Label};
 use verdict_judges::kayenta::config::{
     EffectSizeSettings, MetricSettings, NanStrategy, OutlierStrategy,
 };
-use verdict_judges::kayenta::scorer::{ScoreThresholds, ScoredMetric};
+use verdict_judges::kayenta::scorer::ScoredMetric;
 use verdict_judges::proportions::{fisher_exact, two_proportion_z, TwoProportionConfig};
 use verdict_judges::welch::{welch, WelchConfig};
 use verdict_judges::Alternative;
@@ -168,10 +168,7 @@ pub fn policy(
     step_elapsed: Option<f64>,
 ) -> DecisionPolicy {
     DecisionPolicy {
-        thresholds: ScoreThresholds {
-            pass: cfg.thresholds.pass,
-            marginal: cfg.thresholds.marginal,
-        },
+        thresholds: cfg.thresholds,
         group_weights: cfg.groups.clone(),
         min_duration_met,
         step_budget: cfg

@@ -280,10 +280,7 @@ pub fn prepare(
     }
     let mut analysis = convert(config).map_err(KayentaError::Invalid)?;
     analysis.step = PromDuration::from_secs(step);
-    analysis.thresholds = crate::config::analysis::ScoreThresholds {
-        pass: thresholds.pass,
-        marginal: thresholds.marginal,
-    };
+    analysis.thresholds = thresholds;
     let name = analysis_name(config);
     let analysis = analysis.validate(&name, "").map_err(|errors| {
         KayentaError::Invalid(

@@ -91,12 +91,7 @@ pub fn judge_pairs(
     thresholds: ScoreThresholds,
 ) -> Result<DirectJudgeResult, KayentaError> {
     check_judge_name(config)?;
-    crate::config::analysis::ScoreThresholds {
-        pass: thresholds.pass,
-        marginal: thresholds.marginal,
-    }
-    .check()
-    .map_err(KayentaError::Invalid)?;
+    thresholds.check().map_err(KayentaError::Invalid)?;
     if pairs.is_empty() {
         return Err(KayentaError::Invalid(
             "metricSetPairList is empty: there is nothing to judge".into(),

@@ -100,6 +100,20 @@ pub trait ExecutionRepository: Send + Sync {
         &'a self,
         filter: &'a ExecutionFilter,
     ) -> BoxFuture<'a, Result<Vec<Execution>, RepositoryError>>;
+    /// Deletes the executions that ended before `cutoff_millis` (by their
+    /// end time, or their start time if they were recorded ended); running
+    /// ones stay whatever their age. Returns how many were deleted.
+    fn delete_ended_before(
+        &self,
+        cutoff_millis: i64,
+    ) -> BoxFuture<'_, Result<u64, RepositoryError>>;
+}
+
+/// When an ended execution ended, for retention: its end time, or its start
+/// time if it was recorded ended (a request refused at once).
+fn ended_at(e: &Execution) -> Option<i64> {
+    (!matches!(e.outcome, Outcome::Running))
+        .then(|| e.end_time_millis.unwrap_or(e.build_time_millis))
 }
 
 /// The two repositories of one backend.
@@ -268,5 +282,18 @@ impl ExecutionRepository for MemoryExecutions {
             .cloned()
             .collect();
         ready(Ok(page))
+    }
+
+    fn delete_ended_before(
+        &self,
+        cutoff_millis: i64,
+    ) -> BoxFuture<'_, Result<u64, RepositoryError>> {
+        let mut map = self.map();
+        let before = map.by_id.len();
+        map.by_id
+            .retain(|_, e| ended_at(e).is_none_or(|t| t >= cutoff_millis));
+        let ExecutionMap { by_id, order } = &mut *map;
+        order.retain(|id| by_id.contains_key(id));
+        ready(Ok((before - map.by_id.len()) as u64))
     }
 }

@@ -180,4 +180,21 @@ pub async fn contract(a: KayentaRepositories, b: KayentaRepositories) {
         .await),
         Vec::<&str>::new()
     );
+
+    // Retention: ended executions go by their end time (or their start if
+    // recorded ended), running ones stay whatever their age.
+    assert_eq!(a.executions.delete_ended_before(4_500).await.unwrap(), 1);
+    assert_eq!(b.executions.get("e4").await.unwrap().map(|e| e.id), None);
+    assert!(b.executions.get("e1").await.unwrap().is_some());
+    assert_eq!(
+        a.executions.delete_ended_before(1_000_000).await.unwrap(),
+        1
+    );
+    assert_eq!(b.executions.get("e1").await.unwrap().map(|e| e.id), None);
+    assert_eq!(
+        ids(&list(ExecutionFilter::default()).await),
+        ["e3", "e2"],
+        "running executions are kept"
+    );
+    assert_eq!(a.executions.delete_ended_before(i64::MAX).await.unwrap(), 0);
 }

@@ -40,11 +40,28 @@ pub struct ScoredMetric {
     pub reason: Option<String>,
 }
 
-/// The request's `thresholds`.
+/// The request's `thresholds`: scores at or above `pass` pass, at or above
+/// `marginal` are marginal, below fail (0-100 scale).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScoreThresholds {
     pub pass: f64,
     pub marginal: f64,
+}
+
+impl ScoreThresholds {
+    /// Checks `0 <= marginal <= pass <= 100` (NaN fails).
+    pub fn check(&self) -> Result<(), String> {
+        let in_range = |x: f64| (0.0..=100.0).contains(&x);
+        if in_range(self.pass) && in_range(self.marginal) && self.marginal <= self.pass {
+            Ok(())
+        } else {
+            Err(format!(
+                "need 0 <= marginal <= pass <= 100, got pass {} marginal {}",
+                self.pass, self.marginal
+            ))
+        }
+    }
 }
 
 /// Outcome of the threshold classification (Kayenta's strings).

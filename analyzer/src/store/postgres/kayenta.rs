@@ -205,4 +205,22 @@ impl ExecutionRepository for PostgresStore {
                 .collect::<Result<Vec<_>, _>>()?)
         })
     }
+
+    fn delete_ended_before(
+        &self,
+        cutoff_millis: i64,
+    ) -> BoxFuture<'_, Result<u64, RepositoryError>> {
+        Box::pin(async move {
+            let conn = self.pool.get().await?;
+            let deleted = conn
+                .execute(
+                    "DELETE FROM kayenta_executions WHERE status <> 'running' \
+                     AND COALESCE(end_millis, build_millis) < $1",
+                    &[&cutoff_millis],
+                )
+                .await
+                .map_err(db)?;
+            Ok(deleted)
+        })
+    }
 }

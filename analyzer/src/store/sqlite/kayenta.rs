@@ -257,4 +257,23 @@ impl ExecutionRepository for SqliteStore {
                 .await?)
         })
     }
+
+    fn delete_ended_before(
+        &self,
+        cutoff_millis: i64,
+    ) -> BoxFuture<'_, Result<u64, RepositoryError>> {
+        Box::pin(async move {
+            let deleted = self
+                .call(move |conn| {
+                    conn.execute(
+                        "DELETE FROM kayenta_executions WHERE status <> 'running' \
+                         AND COALESCE(end_millis, build_millis) < ?1",
+                        params![cutoff_millis],
+                    )
+                    .map_err(db)
+                })
+                .await?;
+            Ok(deleted as u64)
+        })
+    }
 }
