@@ -112,13 +112,14 @@ pub async fn record(
         let e = StoreError::Backend("the run has no store id (not synchronised)".into());
         return Err((e, look));
     };
+    let look = Arc::new(look);
     let recorded = match store.record_look(id, &look, &sequential).await {
         Ok(r) => r,
-        Err(e) => return Err((e, look)),
+        // A failed store keeps no reference, so the look is unwrapped, not copied.
+        Err(e) => return Err((e, Arc::unwrap_or_clone(look))),
     };
     match recorded {
         Recorded::Inserted => {
-            let look = Arc::new(look);
             run.push_look(look.clone());
             run.sequential = sequential;
             Ok(Committed { look, ours: true })

@@ -18,7 +18,7 @@ use super::{
 use crate::engine::run::{Look, RunKey};
 use crate::kayenta_api::repository::KayentaRepositories;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 struct RunRow {
     summary: RunSummary,
@@ -35,9 +35,26 @@ struct Data {
     open: HashMap<(String, RunKey), i64>,
     /// Closed runs, in the order they closed.
     closed: VecDeque<i64>,
-    looks: BTreeMap<(i64, usize), StoredLook>,
+    looks: BTreeMap<(i64, usize), KeptLook>,
     events: Vec<EventRecord>,
     notifications: Vec<NotificationRecord>,
+}
+
+/// A recorded look, shared with the engine's run rather than copied (a
+/// replay records hundreds of thousands); copied out only when read back.
+#[derive(Clone)]
+struct KeptLook {
+    look: Arc<Look>,
+    sequential: SequentialStates,
+}
+
+impl KeptLook {
+    fn stored(&self) -> StoredLook {
+        StoredLook {
+            look: (*self.look).clone(),
+            sequential: self.sequential.clone(),
+        }
+    }
 }
 
 /// Runs and looks in memory.
@@ -95,7 +112,7 @@ impl Data {
         }
     }
 
-    fn run_looks(&self, id: i64) -> impl DoubleEndedIterator<Item = &StoredLook> {
+    fn run_looks(&self, id: i64) -> impl DoubleEndedIterator<Item = &KeptLook> {
         self.looks.range((id, 0)..=(id, usize::MAX)).map(|(_, l)| l)
     }
 }
@@ -146,7 +163,7 @@ impl Store for MemoryStore {
                 id
             });
             let row = &d.runs[&id];
-            let mut latest: Vec<&StoredLook> = d.run_looks(id).rev().take(keep_looks).collect();
+            let mut latest: Vec<&KeptLook> = d.run_looks(id).rev().take(keep_looks).collect();
             let sequential = latest
                 .first()
                 .map(|l| l.sequential.clone())
@@ -157,7 +174,7 @@ impl Store for MemoryStore {
                 started_at: row.summary.started_at,
                 window_start: row.window_start,
                 vars: row.vars.clone(),
-                looks: latest.into_iter().map(|l| l.look.clone()).collect(),
+                looks: latest.into_iter().map(|l| (*l.look).clone()).collect(),
                 sequential,
             }
         })))
@@ -170,14 +187,14 @@ impl Store for MemoryStore {
                 .run_looks(id)
                 .next_back()
                 .filter(|l| l.look.number > after)
-                .cloned(),
+                .map(KeptLook::stored),
         })))
     }
 
     fn record_look<'a>(
         &'a self,
         id: i64,
-        look: &'a Look,
+        look: &'a Arc<Look>,
         sequential: &'a SequentialStates,
     ) -> BoxFuture<'a, Result<Recorded, StoreError>> {
         ready(self.with(|d| {
@@ -185,11 +202,11 @@ impl Store for MemoryStore {
                 return Err(StoreError::Backend(format!("no run {id}")));
             }
             if let Some(winner) = d.looks.get(&(id, look.number)) {
-                return Ok(Recorded::Lost(Box::new(winner.clone())));
+                return Ok(Recorded::Lost(Box::new(winner.stored())));
             }
             d.looks.insert(
                 (id, look.number),
-                StoredLook {
+                KeptLook {
                     look: look.clone(),
                     sequential: sequential.clone(),
                 },
@@ -270,7 +287,7 @@ impl Store for MemoryStore {
             Some(RunDetail {
                 run: row.summary.clone(),
                 vars: row.vars.clone(),
-                looks: d.run_looks(id).map(|l| l.look.clone()).collect(),
+                looks: d.run_looks(id).map(|l| (*l.look).clone()).collect(),
                 events: d
                     .events
                     .iter()

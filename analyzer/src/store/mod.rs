@@ -290,10 +290,11 @@ pub trait Store: Send + Sync {
 
     /// Records `look` as look `look.number` of run `id`, with the sequential
     /// state after it, and updates the run's summary, in one transaction.
+    /// The look comes shared: the memory store keeps it without a copy.
     fn record_look<'a>(
         &'a self,
         id: i64,
-        look: &'a Look,
+        look: &'a Arc<Look>,
         sequential: &'a SequentialStates,
     ) -> BoxFuture<'a, Result<Recorded, StoreError>>;
 

@@ -21,7 +21,7 @@ use super::{
     SequentialStates, Store, StoreError, StoredLook,
 };
 use crate::engine::run::{Look, RunKey};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::{Client, NoTls, Row};
 
@@ -366,10 +366,11 @@ impl Store for PostgresStore {
     fn record_look<'a>(
         &'a self,
         id: i64,
-        look: &'a Look,
+        look: &'a Arc<Look>,
         sequential: &'a SequentialStates,
     ) -> BoxFuture<'a, Result<Recorded, StoreError>> {
         Box::pin(async move {
+            let look: &Look = look;
             let look_json = to_json(look)?;
             let state_json = to_json(sequential)?;
             let reasons_json = to_json(&look.decision.reasons)?;

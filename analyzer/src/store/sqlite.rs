@@ -401,10 +401,11 @@ impl Store for SqliteStore {
     fn record_look<'a>(
         &'a self,
         id: i64,
-        look: &'a Look,
+        look: &'a Arc<Look>,
         sequential: &'a SequentialStates,
     ) -> BoxFuture<'a, Result<Recorded, StoreError>> {
         Box::pin(async move {
+            let look: &Look = look;
             let look_json = to_json(look)?;
             let state_json = to_json(sequential)?;
             let reasons_json = to_json(&look.decision.reasons)?;
