@@ -269,10 +269,12 @@ fn signif_2(v: f64) -> f64 {
 /// implicit (selected by counting).
 #[derive(Debug, Clone)]
 pub enum PairwiseDifferences<'a> {
-    /// All differences. Every position in `placed` (ascending) holds its
-    /// order statistic, everything before it is ≤ and everything after ≥,
-    /// so a later query selects only between its two placed neighbours.
-    Materialised { all: Vec<f64>, placed: Vec<usize> },
+    /// All differences, as [`ordered_key`]s (integer comparisons select
+    /// faster than `f64::total_cmp`). Every position in `placed`
+    /// (ascending) holds its order statistic, everything before it is ≤ and
+    /// everything after ≥, so a later query selects only between its two
+    /// placed neighbours.
+    Materialised { all: Vec<u64>, placed: Vec<usize> },
     /// Sorted `x` and `y`; differences are computed on demand.
     Implicit { xs: &'a [f64], ys: &'a [f64] },
 }
@@ -290,11 +292,11 @@ impl<'a> PairwiseDifferences<'a> {
 
     /// Forces materialisation (any size; for tests and small inputs).
     pub fn materialised(xs: &[f64], ys: &[f64]) -> Self {
-        let all: Vec<f64> = xs
+        let all: Vec<u64> = xs
             .iter()
             // `+ 0.0` turns −0.0 (e.g. −0.0 − 0.0) into +0.0, the value the
             // counting path returns for a zero difference.
-            .flat_map(|&xi| ys.iter().map(move |&yj| (xi - yj) + 0.0))
+            .flat_map(|&xi| ys.iter().map(move |&yj| ordered_key((xi - yj) + 0.0)))
             .collect();
         Self::Materialised {
             all,
@@ -372,16 +374,16 @@ impl<'a> PairwiseDifferences<'a> {
 /// `select_nth_unstable` leaves everything before the chosen position ≤ it
 /// and everything after ≥ it; inside a stretch bounded by placed positions
 /// that holds for the whole vector, so the stretches only ever shrink.
-fn select_between_placed(all: &mut [f64], placed: &mut Vec<usize>, index: usize) -> f64 {
+fn select_between_placed(all: &mut [u64], placed: &mut Vec<usize>, index: usize) -> f64 {
     let at = match placed.binary_search(&index) {
-        Ok(_) => return all[index],
+        Ok(_) => return from_ordered_key(all[index]),
         Err(at) => at,
     };
     let start = if at == 0 { 0 } else { placed[at - 1] + 1 };
     let end = placed.get(at).copied().unwrap_or(all.len());
-    all[start..end].select_nth_unstable_by(index - start, f64::total_cmp);
+    all[start..end].select_nth_unstable(index - start);
     placed.insert(at, index);
-    all[index]
+    from_ordered_key(all[index])
 }
 
 /// `#{(i, j): xs[i] − ys[j] ≤ d}` in one pass over sorted `xs` and `ys`.
@@ -973,6 +975,6 @@ mod tests {
         let PairwiseDifferences::Materialised { all: d, .. } = &all else {
             unreachable!()
         };
-        assert!(d.contains(&r.lower) && d.contains(&r.upper));
+        assert!(d.contains(&ordered_key(r.lower)) && d.contains(&ordered_key(r.upper)));
     }
 }
