@@ -559,6 +559,18 @@ struct EnvOverrides {
     listen: Option<String>,
     log_format: Option<LogFormat>,
     prometheus: Option<PrometheusOverrides>,
+    store: Option<StoreOverrides>,
+}
+
+/// The store's location and connection, which differ per environment (a
+/// volume path, a Secret's file); retention stays in the reviewed file.
+#[derive(Debug, Default, Deserialize)]
+struct StoreOverrides {
+    backend: Option<store::StoreBackend>,
+    path: Option<PathBuf>,
+    url_file: Option<PathBuf>,
+    url_env: Option<String>,
+    pool_size: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -613,6 +625,24 @@ fn apply_env_overrides(
         }
         if let Some(retries) = p.retries {
             settings.prometheus.retries = retries;
+        }
+    }
+    if let Some(s) = overrides.store {
+        let store = &mut settings.store;
+        if let Some(backend) = s.backend {
+            store.backend = backend;
+        }
+        if let Some(path) = s.path {
+            store.path = Some(path);
+        }
+        if let Some(file) = s.url_file {
+            store.url_file = Some(file);
+        }
+        if let Some(name) = s.url_env {
+            store.url_env = Some(name);
+        }
+        if let Some(size) = s.pool_size {
+            store.pool_size = size;
         }
     }
     Ok(())

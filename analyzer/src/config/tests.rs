@@ -100,6 +100,58 @@ fn environment_overrides_settings() {
 }
 
 #[test]
+fn environment_overrides_the_store_and_its_checks_see_the_result() {
+    let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let c = load_str(
+        Path::new("v.yaml"),
+        GOOD,
+        env(&[
+            ("VERDICT_STORE__BACKEND", "postgres"),
+            ("VERDICT_STORE__URL_ENV", "PG_URL"),
+            ("VERDICT_STORE__POOL_SIZE", "9"),
+            ("PG_URL", "postgres://verdict@db/verdict"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.settings.store.backend, store::StoreBackend::Postgres);
+    assert_eq!(c.settings.store.url_env.as_deref(), Some("PG_URL"));
+    assert_eq!(c.settings.store.pool_size, 9);
+    // Overrides are applied before validation: postgres without a URL source
+    // is refused just as in the file.
+    let err = load_str(
+        Path::new("v.yaml"),
+        GOOD,
+        env(&[("VERDICT_STORE__BACKEND", "postgres")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("needs url_file or url_env"), "{err}");
+    let err = load_str(
+        Path::new("v.yaml"),
+        GOOD,
+        env(&[("VERDICT_STORE__BACKEND", "mysql")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("bad VERDICT_* environment override"), "{err}");
+    let c = load_str(
+        Path::new("v.yaml"),
+        GOOD,
+        env(&[("VERDICT_STORE__PATH", "/data/verdict.db")]),
+    )
+    .unwrap();
+    assert_eq!(
+        c.settings.store.path.as_deref(),
+        Some(Path::new("/data/verdict.db"))
+    );
+}
+
+#[test]
 fn toml_configs_load_too() {
     let text = r#"
 listen = "127.0.0.1:8081"
