@@ -511,24 +511,50 @@ fn documented_environment_overrides_take_effect() {
     assert!(vars.len() >= 6, "override table has {vars:?}");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), "t0ken\n").unwrap();
+    std::fs::write(dir.path().join("pg-url"), "postgres://verdict@db/verdict\n").unwrap();
     let path = dir.path().join("verdict.yaml");
+    // The URL settings only make sense on a postgres store.
+    let postgres = "store:\n  backend: postgres\n";
+    type Check = fn(&config::Config) -> bool;
     for var in vars {
-        let (value, check): (&str, fn(&config::Config) -> bool) = match var {
-            "VERDICT_LISTEN" => ("0.0.0.0:9999", |c| c.settings.listen == "0.0.0.0:9999"),
-            "VERDICT_LOG_FORMAT" => ("json", |c| c.settings.log_format == config::LogFormat::Json),
-            "VERDICT_PROMETHEUS__URL" => ("http://prom:9090", |c| {
+        let (extra, value, env, check): (&str, &str, &[(&str, &str)], Check) = match var {
+            "VERDICT_LISTEN" => ("", "0.0.0.0:9999", &[], |c| {
+                c.settings.listen == "0.0.0.0:9999"
+            }),
+            "VERDICT_LOG_FORMAT" => ("", "json", &[], |c| {
+                c.settings.log_format == config::LogFormat::Json
+            }),
+            "VERDICT_PROMETHEUS__URL" => ("", "http://prom:9090", &[], |c| {
                 c.settings.prometheus.url == "http://prom:9090"
             }),
-            "VERDICT_PROMETHEUS__TIMEOUT" => {
-                ("7s", |c| c.settings.prometheus.timeout.0.as_secs() == 7)
-            }
-            "VERDICT_PROMETHEUS__RETRIES" => ("5", |c| c.settings.prometheus.retries == 5),
-            "VERDICT_PROMETHEUS__BEARER_TOKEN_FILE" => ("token", |c| {
+            "VERDICT_PROMETHEUS__TIMEOUT" => ("", "7s", &[], |c| {
+                c.settings.prometheus.timeout.0.as_secs() == 7
+            }),
+            "VERDICT_PROMETHEUS__RETRIES" => ("", "5", &[], |c| c.settings.prometheus.retries == 5),
+            "VERDICT_PROMETHEUS__BEARER_TOKEN_FILE" => ("", "token", &[], |c| {
                 c.credentials.bearer_token.as_deref() == Some("t0ken")
             }),
+            "VERDICT_STORE__BACKEND" => ("", "memory", &[], |c| {
+                c.settings.store.backend == config::store::StoreBackend::Memory
+            }),
+            "VERDICT_STORE__PATH" => ("", "other.db", &[], |c| {
+                c.settings.store.path.as_deref() == Some(std::path::Path::new("other.db"))
+            }),
+            "VERDICT_STORE__URL_FILE" => (postgres, "pg-url", &[], |c| {
+                c.credentials.store_url.as_deref() == Some("postgres://verdict@db/verdict")
+            }),
+            "VERDICT_STORE__URL_ENV" => (
+                postgres,
+                "PG",
+                &[("PG", "postgres://verdict@db/verdict")],
+                |c| c.credentials.store_url.as_deref() == Some("postgres://verdict@db/verdict"),
+            ),
+            "VERDICT_STORE__POOL_SIZE" => ("", "9", &[], |c| c.settings.store.pool_size == 9),
             other => panic!("{other} is documented in docs/configuration.md but not checked here"),
         };
-        let loaded = config::load_str(&path, base, vec![(var.to_string(), value.to_string())])
+        let env = std::iter::once((var.to_string(), value.to_string()))
+            .chain(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let loaded = config::load_str(&path, &format!("{base}{extra}"), env)
             .unwrap_or_else(|e| panic!("{var}={value}: {e}"));
         assert!(check(&loaded), "{var}={value} did not change the setting");
     }
