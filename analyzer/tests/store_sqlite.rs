@@ -345,3 +345,62 @@ async fn retention_deletes_ended_kayenta_executions_and_counts_them() {
     assert!(executions.get("old").await.unwrap().is_none());
     assert!(executions.get("running").await.unwrap().is_some());
 }
+
+/// A backend that never answers.
+struct DeadBackend;
+
+impl verdict::source::SeriesSource for DeadBackend {
+    fn query_range<'a>(
+        &'a self,
+        _query: &'a str,
+        _window: &'a verdict::source::Window,
+    ) -> verdict::source::BoxFuture<
+        'a,
+        Result<Vec<verdict::source::Series>, verdict::source::SourceError>,
+    > {
+        Box::pin(async {
+            Err(verdict::source::SourceError::Unreachable(
+                "connection refused".into(),
+            ))
+        })
+    }
+
+    fn ready(&self) -> verdict::source::BoxFuture<'_, Result<(), verdict::source::SourceError>> {
+        Box::pin(async { Err(verdict::source::SourceError::Unreachable("down".into())) })
+    }
+}
+
+/// "The backend failed" is part of the recorded look: a duplicate delivery
+/// answered from the store after a restart still says so (the Argo handler
+/// answers 503 on it), instead of looking like judged data.
+#[tokio::test]
+async fn a_failed_backend_is_remembered_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        verdict::config::load_str(std::path::Path::new("t.yaml"), scenario::CONFIG, Vec::new())
+            .unwrap();
+    let engine = |store: Arc<SqliteStore>| {
+        verdict::engine::Engine::new(
+            config.analyses.clone(),
+            Arc::new(DeadBackend),
+            Arc::new(verdict::telemetry::Telemetry::new()),
+        )
+        .with_store(store)
+    };
+    let first = engine(open(&dir).await)
+        .look(scenario::request(1))
+        .await
+        .unwrap();
+    assert!(first.metrics.iter().all(|m| m.source_failed()), "{first:?}");
+    assert_ne!(first.decision.action, Action::Promote);
+    // Restarted: the same delivery again, within the dedup window.
+    let again = engine(open(&dir).await)
+        .look(scenario::request(1))
+        .await
+        .unwrap();
+    assert_eq!(again.number, first.number, "a duplicate, not a new look");
+    assert!(again.metrics.iter().all(|m| m.source_failed()), "{again:?}");
+    // Its JSON says so (the field is absent when the backend answered).
+    let json = serde_json::to_value(&*again).unwrap();
+    assert_eq!(json["metrics"][0]["source_failed"], true);
+}

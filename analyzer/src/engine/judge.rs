@@ -114,7 +114,10 @@ pub struct MetricVerdict {
     pub baseline: Option<ArmSummary>,
     /// The test's numbers: estimate, interval, p-value, effect size...
     pub statistics: Value,
-    #[serde(skip)]
+    /// The metric backend itself failed (not the data). Stored with the
+    /// look, so that a duplicate delivery after a restart is answered as
+    /// the first one was (Argo: 503, not an inconclusive 200).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     source_failed: bool,
 }
 
