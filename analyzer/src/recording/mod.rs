@@ -17,8 +17,10 @@
 //!
 //! Every reader reports a bad file as a [`RecordingError`] naming the file
 //! and, where there is one, the row and the column; nothing panics. Readers
-//! work in chunks: what stays in memory is the samples, as `(f64, f64)`
-//! pairs, and one chunk of the file.
+//! work in chunks and hand each checked row to a [`RowSink`] in the file's
+//! order ([`read_rows`]): [`read`] collects them into a [`Recording`] (the
+//! samples as `(f64, f64)` pairs), and a replay spills them to disk by time
+//! (`replay::stream`) so that it holds one run's window, not the file.
 
 pub mod manifest;
 mod parquet_pages;
@@ -158,11 +160,20 @@ impl std::error::Error for RecordingError {}
 /// Reads a recording: a `.csv` or `.parquet` long table, or a directory of
 /// Prometheus query_range answers.
 pub fn read(path: &Path) -> Result<Recording, RecordingError> {
+    let mut builder = SeriesBuilder::default();
+    read_rows(path, &mut builder)?;
+    Ok(builder.finish())
+}
+
+/// Reads a recording's rows into `sink`, in the file's order, without
+/// holding them (a replay spills them to disk by time: `replay::stream`).
+/// Returns the number of rows; a recording without any is an error.
+pub fn read_rows(path: &Path, sink: &mut dyn RowSink) -> Result<u64, RecordingError> {
     if path.is_dir() {
-        return prom_json::read_dir(path);
+        return prom_json::read_dir_rows(path, sink);
     }
     match table::Format::of(path) {
-        Some(format) => table::read(path, format),
+        Some(format) => table::read_rows(path, format, sink),
         None => Err(RecordingError::file(
             path,
             "unknown recording format: expected a .csv or .parquet file, or a directory of \
@@ -171,60 +182,128 @@ pub fn read(path: &Path) -> Result<Recording, RecordingError> {
     }
 }
 
-/// Collects samples into series while a file is read, keyed by
-/// (metric, arm, le). The last key is cached: rows of one series usually
-/// come together, and then a row costs no hashing.
+/// Where a reader puts each row it reads. A reader has checked the row
+/// (named metric, finite timestamp, no NaN `le`) before it pushes it.
+pub trait RowSink {
+    fn push(&mut self, metric: &str, arm: Arm, le: Option<f64>, sample: Sample);
+}
+
+/// What identifies a recorded series: metric, arm and histogram bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesKey {
+    pub metric: String,
+    pub arm: Arm,
+    pub le: Option<f64>,
+}
+
+impl SeriesKey {
+    /// The fixed order of a recording's series: metric, arm, then bucket
+    /// bound (no bound first), so equal files give equal recordings.
+    pub fn order(&self, other: &SeriesKey) -> std::cmp::Ordering {
+        (self.metric.as_str(), self.arm)
+            .cmp(&(other.metric.as_str(), other.arm))
+            .then(
+                self.le
+                    .unwrap_or(f64::NEG_INFINITY)
+                    .total_cmp(&other.le.unwrap_or(f64::NEG_INFINITY)),
+            )
+    }
+}
+
+/// Numbers the series of a recording as its rows arrive (0, 1, ... in
+/// order of first appearance). The last key is cached: rows of one series
+/// usually come together, and then a row costs no hashing.
 #[derive(Debug, Default)]
-pub(crate) struct SeriesBuilder {
-    index: HashMap<(String, Arm, Option<u64>), usize>,
-    series: Vec<RecordedSeries>,
+pub struct SeriesIndex {
+    ids: HashMap<(String, Arm, Option<u64>), usize>,
+    keys: Vec<SeriesKey>,
     last: Option<(usize, Arm, Option<u64>)>,
 }
 
-impl SeriesBuilder {
-    pub(crate) fn push(&mut self, metric: &str, arm: Arm, le: Option<f64>, sample: Sample) {
+impl SeriesIndex {
+    /// The number of the series a row belongs to.
+    pub fn id(&mut self, metric: &str, arm: Arm, le: Option<f64>) -> usize {
         let le_bits = le.map(f64::to_bits);
         if let Some((i, a, l)) = self.last {
-            if a == arm && l == le_bits && self.series[i].metric == metric {
-                self.series[i].samples.push(sample);
-                return;
+            if a == arm && l == le_bits && self.keys[i].metric == metric {
+                return i;
             }
         }
-        let key = (metric.to_string(), arm, le_bits);
-        let next = self.series.len();
-        let i = *self.index.entry(key).or_insert(next);
+        let next = self.keys.len();
+        let i = *self
+            .ids
+            .entry((metric.to_string(), arm, le_bits))
+            .or_insert(next);
         if i == next {
-            self.series.push(RecordedSeries {
+            self.keys.push(SeriesKey {
                 metric: metric.to_string(),
                 arm,
                 le,
-                samples: Vec::new(),
             });
         }
-        self.series[i].samples.push(sample);
         self.last = Some((i, arm, le_bits));
+        i
     }
 
-    /// The recording, every series sorted by time (stable), in a fixed
-    /// order (metric, arm, le) so equal files give equal recordings.
-    pub(crate) fn finish(self) -> Recording {
-        let mut series = self.series;
-        for s in &mut series {
-            s.samples.shrink_to_fit();
-            if !s.samples.is_sorted_by(|a, b| a.timestamp <= b.timestamp) {
-                s.samples
-                    .sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
-            }
+    /// The series seen so far, by number.
+    pub fn keys(&self) -> &[SeriesKey] {
+        &self.keys
+    }
+
+    pub fn into_keys(self) -> Vec<SeriesKey> {
+        self.keys
+    }
+}
+
+/// Collects a whole recording in memory.
+#[derive(Debug, Default)]
+pub(crate) struct SeriesBuilder {
+    index: SeriesIndex,
+    samples: Vec<Vec<Sample>>,
+}
+
+impl RowSink for SeriesBuilder {
+    fn push(&mut self, metric: &str, arm: Arm, le: Option<f64>, sample: Sample) {
+        let i = self.index.id(metric, arm, le);
+        if i == self.samples.len() {
+            self.samples.push(Vec::new());
         }
-        series.sort_by(|a, b| {
-            (a.metric.as_str(), a.arm)
-                .cmp(&(b.metric.as_str(), b.arm))
-                .then(
-                    a.le.unwrap_or(f64::NEG_INFINITY)
-                        .total_cmp(&b.le.unwrap_or(f64::NEG_INFINITY)),
-                )
-        });
+        self.samples[i].push(sample);
+    }
+}
+
+impl SeriesBuilder {
+    /// The recording, every series sorted by time (stable), in the fixed
+    /// order of [`SeriesKey::order`].
+    pub(crate) fn finish(self) -> Recording {
+        let mut series: Vec<RecordedSeries> = self
+            .index
+            .into_keys()
+            .into_iter()
+            .zip(self.samples)
+            .map(|(key, mut samples)| {
+                samples.shrink_to_fit();
+                crate::source::sort_by_time(&mut samples);
+                RecordedSeries {
+                    metric: key.metric,
+                    arm: key.arm,
+                    le: key.le,
+                    samples,
+                }
+            })
+            .collect();
+        series.sort_by(|a, b| a.key().order(&b.key()));
         Recording { series }
+    }
+}
+
+impl RecordedSeries {
+    fn key(&self) -> SeriesKey {
+        SeriesKey {
+            metric: self.metric.clone(),
+            arm: self.arm,
+            le: self.le,
+        }
     }
 }
 

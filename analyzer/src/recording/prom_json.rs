@@ -9,7 +9,7 @@
 //! ignored. A gauge or counter answer must hold at most one series (the
 //! daemon refuses more, so a recording cannot hold them either).
 
-use super::{parse_le, Arm, Recording, RecordingError, SeriesBuilder};
+use super::{parse_le, Arm, Recording, RecordingError, RowSink, SeriesBuilder};
 use crate::source::Sample;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -41,6 +41,14 @@ struct Matrix {
 
 /// Reads every `<metric>.<arm>.json` of `dir`.
 pub fn read_dir(dir: &Path) -> Result<Recording, RecordingError> {
+    let mut builder = SeriesBuilder::default();
+    read_dir_rows(dir, &mut builder)?;
+    Ok(builder.finish())
+}
+
+/// Reads the answers' samples into `sink`, file by file (in name order);
+/// returns their number.
+pub fn read_dir_rows(dir: &Path, sink: &mut dyn RowSink) -> Result<u64, RecordingError> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| RecordingError::file(dir, format!("cannot list: {e}")))?;
     let mut files = Vec::new();
@@ -59,15 +67,14 @@ pub fn read_dir(dir: &Path) -> Result<Recording, RecordingError> {
             "no <metric>.<arm>.json files (Prometheus query_range answers) in this directory",
         ));
     }
-    let mut builder = SeriesBuilder::default();
+    let mut samples = 0;
     for path in &files {
-        read_file(path, &mut builder)?;
+        samples += read_file(path, sink)?;
     }
-    let recording = builder.finish();
-    if recording.is_empty() {
+    if samples == 0 {
         return Err(RecordingError::file(dir, "the answers hold no samples"));
     }
-    Ok(recording)
+    Ok(samples)
 }
 
 /// The metric and arm a file name stands for.
@@ -85,7 +92,7 @@ fn name_of(path: &Path) -> Result<(String, Arm), RecordingError> {
         })
 }
 
-fn read_file(path: &Path, builder: &mut SeriesBuilder) -> Result<(), RecordingError> {
+fn read_file(path: &Path, sink: &mut dyn RowSink) -> Result<u64, RecordingError> {
     let (metric, arm) = name_of(path)?;
     let bytes =
         std::fs::read(path).map_err(|e| RecordingError::file(path, format!("cannot read: {e}")))?;
@@ -123,6 +130,7 @@ fn read_file(path: &Path, builder: &mut SeriesBuilder) -> Result<(), RecordingEr
         ));
     }
     let mut seen_le = std::collections::BTreeSet::new();
+    let mut samples = 0;
     for (i, series) in data.result.iter().enumerate() {
         let at = |j: usize| format!("data.result[{i}].values[{j}]");
         let le = match series.metric.get("le") {
@@ -166,7 +174,8 @@ fn read_file(path: &Path, builder: &mut SeriesBuilder) -> Result<(), RecordingEr
                     message: "non-finite timestamp".into(),
                 });
             }
-            builder.push(
+            samples += 1;
+            sink.push(
                 &metric,
                 arm,
                 le,
@@ -177,7 +186,7 @@ fn read_file(path: &Path, builder: &mut SeriesBuilder) -> Result<(), RecordingEr
             );
         }
     }
-    Ok(())
+    Ok(samples)
 }
 
 #[cfg(test)]

@@ -29,10 +29,7 @@ impl MemorySource {
     /// timestamps keep their order).
     pub fn insert(&mut self, query: impl Into<String>, mut series: Vec<Series>) {
         for s in &mut series {
-            if !s.samples.is_sorted_by(|a, b| a.timestamp <= b.timestamp) {
-                s.samples
-                    .sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
-            }
+            super::sort_by_time(&mut s.samples);
         }
         self.series.insert(query.into(), series);
     }
@@ -45,17 +42,6 @@ impl MemorySource {
     /// The series of every query (for reports and spans).
     pub fn queries(&self) -> impl Iterator<Item = (&str, &[Series])> {
         self.series.iter().map(|(q, s)| (q.as_str(), s.as_slice()))
-    }
-
-    /// The samples of `series` inside `window`, by binary search.
-    fn window_of(series: &Series, window: &Window) -> Series {
-        let samples = &series.samples;
-        let from = samples.partition_point(|p| p.timestamp < window.start);
-        let to = from + samples[from..].partition_point(|p| p.timestamp <= window.end);
-        Series {
-            labels: series.labels.clone(),
-            samples: samples[from..to].to_vec(),
-        }
     }
 }
 
@@ -70,7 +56,7 @@ impl SeriesSource for MemorySource {
             .get(query)
             .map(|all| {
                 all.iter()
-                    .map(|s| Self::window_of(s, window))
+                    .map(|s| s.within(window))
                     .filter(|s| !s.samples.is_empty())
                     .collect()
             })

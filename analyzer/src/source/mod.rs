@@ -36,11 +36,33 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// Sorts samples by time, keeping their given order among equal times (a
+/// recording's file order, which replays must reproduce exactly).
+pub fn sort_by_time(samples: &mut [Sample]) {
+    if !samples.is_sorted_by(|a, b| a.timestamp <= b.timestamp) {
+        samples.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+    }
+}
+
 /// One labelled time series of a range-query result.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Series {
     pub labels: BTreeMap<String, String>,
     pub samples: Vec<Sample>,
+}
+
+impl Series {
+    /// The samples inside `window` (both ends included), found by binary
+    /// search: the samples must be sorted by time.
+    pub fn within(&self, window: &Window) -> Series {
+        let samples = &self.samples;
+        let from = samples.partition_point(|p| p.timestamp < window.start);
+        let to = from + samples[from..].partition_point(|p| p.timestamp <= window.end);
+        Series {
+            labels: self.labels.clone(),
+            samples: samples[from..to].to_vec(),
+        }
+    }
 }
 
 /// Why a source could not answer. Every variant reaches the decision as
