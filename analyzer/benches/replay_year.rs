@@ -10,11 +10,19 @@
 //!   values with a daily shape and noise) and three counters (an errors and
 //!   a total series each, requests with a daily shape), to a Parquet file in
 //!   a temporary directory: 2,102,400 points per series per arm;
-//! * timed: reading the file ([`verdict::recording::read`]), loading it into
-//!   the engine's source, and replaying it with the production code path
+//! * timed: opening the file as `verdict replay` does
+//!   ([`verdict::replay::stream::open`]: reading it and spilling it by time
+//!   to a temporary file), and replaying it with the production code path
 //!   ([`verdict::replay::replay`] over [`verdict::engine::Engine`]) as
 //!   consecutive rollouts, one look per interval;
-//! * peak resident memory is read from `/proc/self/status` (`VmHWM`).
+//! * the timed part runs in a fresh process (the bench runs itself with
+//!   `VERDICT_BENCH_REPLAY_FILE` set), so that its peak resident memory,
+//!   read from `/proc/self/status` (`VmHWM`) after opening and after
+//!   replaying, is the replay's own and not the generator's;
+//! * reference, in a third process: reading the same file whole into
+//!   memory ([`verdict::recording::read`] and
+//!   [`verdict::replay::source::load`], what replays did before they
+//!   streamed), whose peak the streamed replay's is compared with.
 //!
 //! Run: `cargo bench -p verdict --bench replay_year`. Environment:
 //! `VERDICT_BENCH_DAYS` (default 365), `VERDICT_BENCH_INTERVAL` (look
@@ -25,7 +33,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use verdict::recording::table::TableWriter;
 use verdict::recording::Arm;
-use verdict::replay::{replay, ReplaySpec, Schedule};
+use verdict::replay::{replay, ReplaySpec, Replayer, Schedule};
 use verdict::source::Sample;
 use verdict_judges::splitmix64::SplitMix64;
 
@@ -121,24 +129,30 @@ fn generate(path: &std::path::Path, points: usize) -> u64 {
     rows
 }
 
-fn peak_rss_mib() -> Option<f64> {
+/// A memory figure of `/proc/self/status` (`VmHWM`, `VmRSS`), in MiB.
+fn status_mib(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+fn peak_rss_mib() -> Option<f64> {
+    status_mib("VmHWM:")
+}
+
+/// Set (to the recording's path) in the child processes.
+const REPLAY_FILE_ENV: &str = "VERDICT_BENCH_REPLAY_FILE";
+/// Set in the child that reads the recording whole (the reference).
+const WHOLE_ENV: &str = "VERDICT_BENCH_WHOLE";
 
 fn env_duration(name: &str, default: &str) -> Duration {
     let text = std::env::var(name).unwrap_or_else(|_| default.into());
     verdict::config::duration::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-fn main() {
-    let days: f64 = std::env::var("VERDICT_BENCH_DAYS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(365.0);
-    let schedule = Schedule {
+fn schedule() -> Schedule {
+    Schedule {
         interval: env_duration("VERDICT_BENCH_INTERVAL", "1m"),
         weights: std::env::var("VERDICT_BENCH_WEIGHTS")
             .unwrap_or_else(|_| "5,25,50,100".into())
@@ -146,7 +160,22 @@ fn main() {
             .map(|w| w.trim().parse().expect("a weight"))
             .collect(),
         step_every: env_duration("VERDICT_BENCH_STEP_EVERY", "5m"),
-    };
+    }
+}
+
+fn main() {
+    if let Ok(path) = std::env::var(REPLAY_FILE_ENV) {
+        let path = std::path::Path::new(&path);
+        match std::env::var_os(WHOLE_ENV) {
+            Some(_) => read_whole(path),
+            None => replay_file(path, &schedule()),
+        }
+        return;
+    }
+    let days: f64 = std::env::var("VERDICT_BENCH_DAYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(365.0);
     let points = (days * 86_400.0 / STEP) as usize;
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("year.parquet");
@@ -159,25 +188,63 @@ fn main() {
         size as f64 / (1 << 20) as f64,
         started.elapsed().as_secs_f64()
     );
-    let rss_before = peak_rss_mib();
+    let exe = std::env::current_exe().expect("this bench's path");
+    for whole in [false, true] {
+        let mut child = std::process::Command::new(&exe);
+        child.env(REPLAY_FILE_ENV, &path);
+        if whole {
+            child.env(WHOLE_ENV, "1");
+        }
+        let status = child.status().expect("run a child process");
+        assert!(status.success(), "the child process failed: {status}");
+    }
+}
 
-    let config = verdict::config::load_str(
+fn bench_config() -> verdict::config::Config {
+    verdict::config::load_str(
         std::path::Path::new("bench.yaml"),
         &config_yaml(),
         std::iter::empty(),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let vars: BTreeMap<String, String> = [("name".to_string(), "bench".to_string())].into();
+    .unwrap_or_else(|e| panic!("{e}"))
+}
 
-    let t_read = Instant::now();
-    let recording = verdict::recording::read(&path).expect("read the recording");
-    let read_s = t_read.elapsed().as_secs_f64();
-    let samples = recording.len();
-    let t_load = Instant::now();
-    let loaded =
-        verdict::replay::source::load(recording, &config.analyses["year"], &vars).expect("load");
-    let load_s = t_load.elapsed().as_secs_f64();
-    let engine = verdict::replay::engine(config.analyses.clone(), loaded.source);
+fn bench_vars() -> BTreeMap<String, String> {
+    [("name".to_string(), "bench".to_string())].into()
+}
+
+/// The reference: the recording read whole into memory.
+fn read_whole(path: &std::path::Path) {
+    let config = bench_config();
+    let started = Instant::now();
+    let recording = verdict::recording::read(path).expect("read the recording");
+    let loaded = verdict::replay::source::load(recording, &config.analyses["year"], &bench_vars())
+        .expect("load");
+    let read_s = started.elapsed().as_secs_f64();
+    let held: usize = loaded
+        .source
+        .queries()
+        .flat_map(|(_, series)| series)
+        .map(|s| s.samples.len())
+        .sum();
+    println!(
+        "reference, read whole: {read_s:.2} s, {held} samples held, peak RSS (VmHWM) {:.0} MiB",
+        peak_rss_mib().unwrap_or(f64::NAN)
+    );
+}
+
+/// Opens and replays `path` (the timed part), in its own process.
+fn replay_file(path: &std::path::Path, schedule: &Schedule) {
+    let rss_start = status_mib("VmRSS:");
+    let config = bench_config();
+    let vars = bench_vars();
+
+    let t_open = Instant::now();
+    let loaded = verdict::replay::stream::open(path, &config.analyses["year"], &vars, schedule)
+        .expect("open the recording");
+    let open_s = t_open.elapsed().as_secs_f64();
+    let rss_open = peak_rss_mib();
+    let replayer = Replayer::new(config.analyses.clone(), loaded.source);
     let spec = ReplaySpec {
         name: "year".into(),
         analysis: "year".into(),
@@ -194,7 +261,7 @@ fn main() {
         .expect("runtime");
     let t_replay = Instant::now();
     let summary = runtime
-        .block_on(replay(&engine, &spec, |_, _| {}))
+        .block_on(replay(&replayer, &spec, |_, _| {}))
         .expect("replay");
     let replay_s = t_replay.elapsed().as_secs_f64();
     let aborts = summary
@@ -207,22 +274,22 @@ fn main() {
         schedule.interval, schedule.weights, schedule.step_every
     );
     println!(
-        "samples held: {samples} ({:.0} MiB as f64 pairs)",
-        samples as f64 * 16.0 / (1 << 20) as f64
+        "rows: {} ({:.0} MiB as f64 pairs if held whole)",
+        loaded.rows,
+        loaded.rows as f64 * 16.0 / (1 << 20) as f64
     );
-    println!("read:   {read_s:.2} s");
-    println!("load:   {load_s:.2} s");
+    println!("open:   {open_s:.2} s (read and spill by time)");
     println!(
         "replay: {replay_s:.2} s ({} looks in {} runs, {:.1} µs per look; {aborts} aborts)",
         summary.looks,
         summary.runs.len(),
         replay_s * 1e6 / summary.looks.max(1) as f64
     );
-    println!(
-        "total:  {:.2} s (read + load + replay)",
-        read_s + load_s + replay_s
-    );
-    if let (Some(before), Some(peak)) = (rss_before, peak_rss_mib()) {
-        println!("peak RSS (VmHWM): {peak:.0} MiB (after generation: {before:.0} MiB)");
+    println!("total:  {:.2} s (open + replay)", open_s + replay_s);
+    if let (Some(start), Some(open), Some(peak)) = (rss_start, rss_open, peak_rss_mib()) {
+        println!(
+            "peak RSS (VmHWM) of the replaying process: {open:.0} MiB by the end of opening, \
+             {peak:.0} MiB by the end (resident at its start: {start:.0} MiB)"
+        );
     }
 }

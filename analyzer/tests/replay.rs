@@ -25,7 +25,7 @@ use verdict::engine::run::{Look, RunKey};
 use verdict::engine::Engine;
 use verdict::recording::{self, Arm};
 use verdict::replay::source::load;
-use verdict::replay::{replay, ReplaySpec, ReplaySummary, Schedule};
+use verdict::replay::{replay, stream, ReplaySpec, ReplaySummary, Replayer, Schedule};
 use verdict::telemetry::Telemetry;
 use verdict_judges::decision::Action;
 use verdict_judges::splitmix64::SplitMix64;
@@ -151,17 +151,24 @@ fn write_recording(path: &Path, minutes: u32, regress_at: Option<f64>, seed: u64
     std::fs::write(path, out).unwrap();
 }
 
-/// Replays `path` as `verdict replay` does; returns every look with its run.
+/// Replays `path` as `verdict replay` does (in time buckets of
+/// `bucket_seconds` when given, else the default); returns every look with
+/// its run.
 async fn replay_looks(
     config: &Config,
     analysis: &str,
     path: &Path,
     vars: &BTreeMap<String, String>,
     schedule: &Schedule,
+    bucket_seconds: Option<f64>,
 ) -> (Vec<(usize, Look)>, ReplaySummary) {
-    let recording = recording::read(path).unwrap_or_else(|e| panic!("{e}"));
-    let loaded = load(recording, &config.analyses[analysis], vars).unwrap();
-    let engine = verdict::replay::engine(config.analyses.clone(), loaded.source);
+    let cfg = &config.analyses[analysis];
+    let loaded = match bucket_seconds {
+        None => stream::open(path, cfg, vars, schedule),
+        Some(b) => stream::open_in_buckets(path, cfg, vars, schedule, b),
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
+    let replayer = Replayer::new(config.analyses.clone(), loaded.source);
     let spec = ReplaySpec {
         name: path.display().to_string(),
         analysis: analysis.to_string(),
@@ -172,11 +179,17 @@ async fn replay_looks(
         max_runs: None,
     };
     let mut looks = Vec::new();
-    let summary = replay(&engine, &spec, |run, look| looks.push((run, look.clone())))
-        .await
-        .unwrap();
+    let summary = replay(&replayer, &spec, |run, look| {
+        looks.push((run, look.clone()))
+    })
+    .await
+    .unwrap();
     (looks, summary)
 }
+
+/// A time bucket much shorter than a run: the stream reads a bucket and
+/// drops old samples every few looks.
+const SHORT_BUCKET: f64 = 45.0;
 
 /// Verdict's HTTP API over `engine`, its clock read from `clock`.
 async fn serve(
@@ -280,8 +293,10 @@ async fn assert_serve_matches(
     }
 }
 
-/// Replays `path`, then serves the same recording over HTTP and checks
-/// every look agrees. Returns the replay.
+/// Replays `path`, then serves the same recording, held whole in memory,
+/// over HTTP and checks every look agrees; also replays it in buckets
+/// short enough that most of it is dropped and read again between runs,
+/// which must give the same looks. Returns the replay.
 async fn replay_equals_serve(
     label: &str,
     config: &Config,
@@ -290,8 +305,14 @@ async fn replay_equals_serve(
     vars: &BTreeMap<String, String>,
     schedule: &Schedule,
 ) -> (Vec<(usize, Look)>, ReplaySummary) {
-    let (looks, summary) = replay_looks(config, analysis, path, vars, schedule).await;
+    let (looks, summary) = replay_looks(config, analysis, path, vars, schedule, None).await;
     assert!(!looks.is_empty(), "{label}: no looks");
+    let (short, _) = replay_looks(config, analysis, path, vars, schedule, Some(SHORT_BUCKET)).await;
+    assert_eq!(
+        serde_json::to_value(&short).unwrap(),
+        serde_json::to_value(&looks).unwrap(),
+        "{label}: replayed in {SHORT_BUCKET} s buckets"
+    );
     let loaded = load(
         recording::read(path).unwrap(),
         &config.analyses[analysis],
@@ -794,7 +815,8 @@ async fn record_from_prometheus_round_trips_through_replay() {
         weights: vec![50.0],
         step_every: Duration::from_secs(300),
     };
-    let (looks, summary) = replay_looks(&config, "checkout", &out_path, &vars, &schedule).await;
+    let (looks, summary) =
+        replay_looks(&config, "checkout", &out_path, &vars, &schedule, None).await;
     assert_eq!(summary.decision, Action::Abort, "{:?}", summary.runs);
     let daemon = Daemon::start(&yaml, looks[0].1.time - base).await;
     let engine = daemon.engine.clone();

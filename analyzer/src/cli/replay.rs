@@ -9,8 +9,8 @@
 use crate::config::duration::{self, PromDuration};
 use crate::engine::run::Look;
 use crate::recording::manifest::{Entry, Manifest, MANIFEST_FILE};
-use crate::replay::source::load;
-use crate::replay::{replay, ReplaySpec, ReplaySummary, Schedule};
+use crate::replay::stream::open;
+use crate::replay::{replay, ReplaySpec, ReplaySummary, Replayer, Schedule};
 use crate::report::{render_html, ReportInput, ReportSeries};
 use clap::Args;
 use std::collections::BTreeMap;
@@ -323,10 +323,11 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
         .get(&r.analysis)
         .ok_or_else(|| format!("unknown analysis {:?}", r.analysis))?
         .clone();
-    let recording = crate::recording::read(&args.data).map_err(|e| e.to_string())?;
-    // The report plots the recorded series; copy them before the source takes them.
+    // The report plots every recorded sample, so it reads the recording
+    // whole; the replay itself streams it.
     let report_series: Vec<ReportSeries> = match &args.report {
-        Some(_) => recording
+        Some(_) => crate::recording::read(&args.data)
+            .map_err(|e| e.to_string())?
             .series
             .iter()
             .map(|s| ReportSeries {
@@ -338,7 +339,7 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
             .collect(),
         None => Vec::new(),
     };
-    let loaded = load(recording, &analysis, &r.vars).map_err(|e| e.to_string())?;
+    let loaded = open(&args.data, &analysis, &r.vars, &r.schedule).map_err(|e| e.to_string())?;
     if !loaded.unused.is_empty() {
         eprintln!(
             "note: recorded metrics no query of {} reads: {}",
@@ -352,7 +353,7 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
             loaded.missing.join(", ")
         );
     }
-    let engine = crate::replay::engine(r.config.analyses.clone(), loaded.source);
+    let replayer = Replayer::new(r.config.analyses.clone(), loaded.source);
     let spec = ReplaySpec {
         name: args.data.display().to_string(),
         analysis: r.analysis.clone(),
@@ -395,7 +396,7 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
     let summary = runtime
-        .block_on(replay(&engine, &spec, |run, look| {
+        .block_on(replay(&replayer, &spec, |run, look| {
             if args.json {
                 let mut value = serde_json::to_value(look).unwrap_or_default();
                 if let Some(obj) = value.as_object_mut() {

@@ -13,8 +13,8 @@
 //! Each recording gets its own engine over its own source, so replays share
 //! nothing and run on as many threads as the machine has.
 
-use super::source::load;
-use super::{replay, ReplayError, ReplaySpec, ReplaySummary, Schedule};
+use super::stream::open;
+use super::{replay, ReplayError, ReplaySpec, ReplaySummary, Replayer, Schedule};
 use crate::config::Config;
 use crate::recording::manifest::{Entry, Expected, Manifest};
 use serde::Serialize;
@@ -183,14 +183,19 @@ impl Backtest<'_> {
                 analysis_name.to_string(),
             ))
         })?;
-        let recording = crate::recording::read(&self.base.join(&entry.file))?;
-        let loaded = load(recording, analysis, &self.vars)?;
-        let engine = super::engine(self.config.analyses.clone(), loaded.source);
+        let schedule = self.schedule_of(entry);
+        let loaded = open(
+            &self.base.join(&entry.file),
+            analysis,
+            &self.vars,
+            &schedule,
+        )?;
+        let replayer = Replayer::new(self.config.analyses.clone(), loaded.source);
         let spec = ReplaySpec {
             name: entry.file.display().to_string(),
             analysis: analysis_name.to_string(),
             vars: self.vars.clone(),
-            schedule: self.schedule_of(entry),
+            schedule,
             start: loaded.span.0,
             end: loaded.span.1,
             max_runs: None,
@@ -200,7 +205,7 @@ impl Backtest<'_> {
             .enable_time()
             .build()
             .map_err(|e| ReplayError::Invalid(format!("cannot start a runtime: {e}")))?;
-        let summary = runtime.block_on(replay(&engine, &spec, |_, _| {}))?;
+        let summary = runtime.block_on(replay(&replayer, &spec, |_, _| {}))?;
         Ok((summary, loaded.span.0))
     }
 

@@ -1,12 +1,15 @@
 //! Replay: walk a recording exactly as the daemon would have, one look per
 //! interval, through the daemon's own code path.
 //!
-//! The recording is loaded into a [`MemorySource`] keyed by the *rendered*
-//! queries of the analysis ([`source::load`]), and every look is an
-//! [`Engine::look`] with the replay clock as `now`, so fetching, increments,
-//! judges, sequential state and the decision rule are the ones `verdict
-//! serve` runs; only the origin of the series differs (a test drives the
-//! HTTP API over the same data and compares every look).
+//! The recording's series answer the *rendered* queries of the analysis
+//! ([`source::plan`]), and every look is an [`Engine::look`] with the
+//! replay clock as `now`, so fetching, increments, judges, sequential state
+//! and the decision rule are the ones `verdict serve` runs; only the origin
+//! of the series differs (a test drives the HTTP API over the same data,
+//! held whole in a [`crate::source::memory::MemorySource`], and compares
+//! every look). The replay itself does not hold the recording: it streams
+//! it by time ([`stream`]), so memory is bounded by a run's window, not by
+//! the recording's length.
 //!
 //! A recording longer than one rollout replays as consecutive rollouts: a
 //! run takes one look per `interval`, with the canary weight stepping
@@ -20,17 +23,18 @@
 
 pub mod backtest;
 pub mod source;
+pub mod stream;
 
 use crate::engine::run::{Look, RunKey};
 
 use crate::engine::{Analyses, Engine, EngineError, LookRequest};
-use crate::source::memory::MemorySource;
 use crate::store::memory::MemoryStore;
 use crate::telemetry::Telemetry;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use stream::StreamedSource;
 use verdict_judges::decision::Action;
 use verdict_judges::kayenta::classifier::Label;
 
@@ -191,25 +195,44 @@ pub fn flagged(label: Label) -> bool {
     matches!(label, Label::High | Label::Low)
 }
 
-/// The engine a replay runs on: the daemon's engine over the recording,
-/// with a memory store that keeps only the latest closed runs (a year
-/// replays as tens of thousands of runs; the looks go to the sink).
-pub fn engine(analyses: Analyses, source: MemorySource) -> Engine {
-    Engine::new(analyses, Arc::new(source), Arc::new(Telemetry::new()))
-        .with_store(Arc::new(MemoryStore::keeping_closed_runs(KEPT_CLOSED_RUNS)))
+/// What a replay runs on: the daemon's engine over the streamed
+/// recording, with a memory store that keeps only the latest closed runs (a
+/// year replays as tens of thousands of runs; the looks go to the sink).
+pub struct Replayer {
+    engine: Engine,
+    source: Arc<StreamedSource>,
+}
+
+impl Replayer {
+    pub fn new(analyses: Analyses, source: Arc<StreamedSource>) -> Replayer {
+        let engine = Engine::new(analyses, source.clone(), Arc::new(Telemetry::new()))
+            .with_store(Arc::new(MemoryStore::keeping_closed_runs(KEPT_CLOSED_RUNS)));
+        Replayer { engine, source }
+    }
+
+    /// The engine the looks are taken by.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
 }
 
 /// Closed runs a replay's store keeps.
 const KEPT_CLOSED_RUNS: usize = 16;
 
-/// Replays `spec` on `engine` (whose source holds the recording), handing
-/// each look to `sink` with its run number.
+/// Replays `spec` on `replayer`, handing each look to `sink` with its run
+/// number.
 pub async fn replay(
-    engine: &Engine,
+    replayer: &Replayer,
     spec: &ReplaySpec,
     mut sink: impl FnMut(usize, &Look),
 ) -> Result<ReplaySummary, ReplayError> {
     spec.schedule.check().map_err(ReplayError::Invalid)?;
+    if replayer.source.schedule() != spec.schedule {
+        return Err(ReplayError::Invalid(
+            "the recording was opened for another schedule than the replay's".into(),
+        ));
+    }
+    let engine = &replayer.engine;
     let interval = spec.schedule.interval.as_secs_f64();
     let per_run = spec.schedule.looks_per_run();
     let mut runs = Vec::new();
@@ -237,6 +260,7 @@ pub async fn replay(
                 summary.incomplete = true;
                 break;
             }
+            replayer.source.advance(now)?;
             let look = engine
                 .look(LookRequest {
                     key: key.clone(),
