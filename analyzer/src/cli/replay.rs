@@ -14,7 +14,7 @@ use crate::replay::{replay, ReplaySpec, ReplaySummary, Replayer, Schedule};
 use crate::report::{render_html, ReportInput, ReportSeries};
 use clap::Args;
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 /// One template variable, `key=value`.
@@ -299,6 +299,47 @@ pub fn progress(total: u64, what: &str) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// `--json`'s document, written as the replay goes (the header fields, each
+/// look as it is taken, then the summary) so that no look is held: a
+/// month of looks as JSON values would take gigabytes. On an error the
+/// document stops short and the exit status says so.
+struct JsonDocument {
+    out: std::io::BufWriter<std::io::Stdout>,
+    looks: usize,
+}
+
+impl JsonDocument {
+    /// Starts the document with the fields of `head`, an object.
+    fn start(head: serde_json::Value) -> JsonDocument {
+        let head = head.to_string();
+        let mut out = std::io::BufWriter::new(std::io::stdout());
+        // Write errors (a closed pipe) end nothing early, as print_line.
+        let _ = write!(
+            out,
+            "{},\"looks\":[",
+            head.strip_suffix('}').unwrap_or(&head)
+        );
+        JsonDocument { out, looks: 0 }
+    }
+
+    /// One look, as the daemon stores it, with its run number.
+    fn look(&mut self, run: usize, look: &Look) {
+        let mut value = serde_json::to_value(look).unwrap_or_default();
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("run".into(), run.into());
+        }
+        let comma = if self.looks == 0 { "" } else { "," };
+        let _ = write!(self.out, "{comma}{value}");
+        self.looks += 1;
+    }
+
+    fn finish(mut self, summary: &ReplaySummary) {
+        let summary = serde_json::to_string(summary).unwrap_or_default();
+        let _ = writeln!(self.out, "],\"summary\":{summary}}}");
+        let _ = self.out.flush();
+    }
+}
+
 pub fn run(args: &ReplayArgs) -> i32 {
     let resolved = match resolve(args) {
         Ok(r) => r,
@@ -378,7 +419,18 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
         Some(b) => b.println(line),
         None => super::print_line(line),
     };
-    let mut looks_json = Vec::new();
+    let mut json = args.json.then(|| {
+        JsonDocument::start(serde_json::json!({
+            "recording": args.data.display().to_string(),
+            "analysis": r.analysis,
+            "vars": r.vars,
+            "schedule": {
+                "interval": span(spec.schedule.interval.as_secs_f64()),
+                "weights": spec.schedule.weights,
+                "step_every": span(spec.schedule.step_every.as_secs_f64()),
+            },
+        }))
+    });
     let mut report_looks: Vec<Look> = Vec::new();
     if !args.json {
         say(&format!(
@@ -397,14 +449,9 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
     let summary = runtime
         .block_on(replay(&replayer, &spec, |run, look| {
-            if args.json {
-                let mut value = serde_json::to_value(look).unwrap_or_default();
-                if let Some(obj) = value.as_object_mut() {
-                    obj.insert("run".into(), run.into());
-                }
-                looks_json.push(value);
-            } else {
-                say(&row(run, look));
+            match &mut json {
+                Some(doc) => doc.look(run, look),
+                None => say(&row(run, look)),
             }
             if args.report.is_some() {
                 report_looks.push(look.clone());
@@ -433,20 +480,8 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
             eprintln!("report: {}", path.display());
         }
     }
-    if args.json {
-        let out = serde_json::json!({
-            "recording": args.data.display().to_string(),
-            "analysis": r.analysis,
-            "vars": r.vars,
-            "schedule": {
-                "interval": span(spec.schedule.interval.as_secs_f64()),
-                "weights": spec.schedule.weights,
-                "step_every": span(spec.schedule.step_every.as_secs_f64()),
-            },
-            "looks": looks_json,
-            "summary": summary,
-        });
-        super::print_line(&out.to_string());
+    if let Some(doc) = json {
+        doc.finish(&summary);
     } else {
         super::print_line("(* = too little data to count)");
         for line in summary_lines(&summary) {
