@@ -864,6 +864,45 @@ async fn record_from_prometheus_round_trips_through_replay() {
     }
 }
 
+/// `verdict record` against a Prometheus that is not there: exit 1 with
+/// the reason, and the file it was to write is left as it was, with no
+/// partial file beside it.
+#[test]
+fn a_failed_record_leaves_the_output_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config_path, _) = config_in(dir.path());
+    let out_path = dir.path().join("kept.csv");
+    std::fs::write(&out_path, "an earlier recording\n").unwrap();
+    let out = verdict_bin()
+        .arg("record")
+        .arg("--config")
+        .arg(&config_path)
+        .args([
+            "--analysis",
+            "web",
+            "--vars",
+            "name=checkout",
+            "namespace=shop",
+        ])
+        .args(["--from", "1700000000", "--to", "1700000600", "--out"])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unreachable"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&out_path).unwrap(),
+        "an earlier recording\n"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["kept.csv", "verdict.yaml"]);
+}
+
 #[test]
 fn backtest_over_the_fixtures_catches_every_regression_without_false_aborts() {
     let Some(manifest) = fixtures_manifest() else {

@@ -372,9 +372,16 @@ fn ingest(
 }
 
 /// Writes a long table, buffering rows and flushing one batch per chunk.
+///
+/// The rows go to a partial file beside the destination (`.NAME.partial`),
+/// renamed over it by [`TableWriter::finish`]: a writer that fails or is
+/// dropped part way (Prometheus failing in the middle of `verdict record`)
+/// removes the partial file and leaves whatever was at the destination.
 pub struct TableWriter {
     path: PathBuf,
-    sink: Sink,
+    partial: PathBuf,
+    /// `None` once finished.
+    sink: Option<Sink>,
     timestamp: Vec<f64>,
     metric: Vec<String>,
     arm: Vec<&'static str>,
@@ -404,8 +411,13 @@ impl TableWriter {
         let format = Format::of(path).ok_or_else(|| {
             RecordingError::file(path, "unknown format: name the file .csv or .parquet")
         })?;
-        let file = File::create(path)
-            .map_err(|e| RecordingError::file(path, format!("cannot create: {e}")))?;
+        let name = path
+            .file_name()
+            .ok_or_else(|| RecordingError::file(path, "not a file name"))?;
+        let partial = path.with_file_name(format!(".{}.partial", name.to_string_lossy()));
+        let file = File::create(&partial).map_err(|e| {
+            RecordingError::file(path, format!("cannot create {}: {e}", partial.display()))
+        })?;
         let sink = match format {
             Format::Csv => Sink::Csv(
                 CsvWriter::new(file)
@@ -421,7 +433,8 @@ impl TableWriter {
         };
         Ok(TableWriter {
             path: path.to_path_buf(),
-            sink,
+            partial,
+            sink: Some(sink),
             timestamp: Vec::new(),
             metric: Vec::new(),
             arm: Vec::new(),
@@ -466,20 +479,38 @@ impl TableWriter {
         )
         .map_err(|e| polars_error(&self.path, e))?;
         match &mut self.sink {
-            Sink::Csv(w) => w.write_batch(&df),
-            Sink::Parquet(w) => w.write_batch(&df),
+            Some(Sink::Csv(w)) => w.write_batch(&df),
+            Some(Sink::Parquet(w)) => w.write_batch(&df),
+            None => return Err(RecordingError::file(&self.path, "the writer is finished")),
         }
         .map_err(|e| polars_error(&self.path, format!("cannot write: {e}")))
     }
 
-    /// Flushes the last rows and closes the file.
+    /// Flushes the last rows, closes the file and moves it to its
+    /// destination.
     pub fn finish(mut self) -> Result<(), RecordingError> {
         self.flush()?;
-        match &mut self.sink {
-            Sink::Csv(w) => w.finish(),
-            Sink::Parquet(w) => w.finish().map(|_| ()),
+        match self.sink.take() {
+            Some(Sink::Csv(mut w)) => w.finish(),
+            Some(Sink::Parquet(w)) => w.finish().map(|_| ()),
+            None => Ok(()),
         }
-        .map_err(|e| polars_error(&self.path, format!("cannot write: {e}")))
+        .map_err(|e| polars_error(&self.path, format!("cannot write: {e}")))?;
+        std::fs::rename(&self.partial, &self.path).map_err(|e| {
+            RecordingError::file(
+                &self.path,
+                format!("cannot move {} into place: {e}", self.partial.display()),
+            )
+        })
+    }
+}
+
+impl Drop for TableWriter {
+    /// Removes the partial file unless it was moved into place.
+    fn drop(&mut self) {
+        if self.partial.exists() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
     }
 }
 
@@ -559,5 +590,45 @@ mod tests {
         let e = crate::recording::read(&path).unwrap_err();
         assert_eq!(e.row, Some(rows + 1), "{e}");
         assert_eq!(e.column.as_deref(), Some("value"), "{e}");
+    }
+
+    /// A writer moves its file into place only when finished; dropped
+    /// part way it leaves the destination as it was and no partial file.
+    #[test]
+    fn a_table_reaches_its_destination_only_when_finished() {
+        use super::TableWriter;
+        use crate::recording::Arm;
+        use crate::source::Sample;
+        let dir = tempfile::tempdir().unwrap();
+        let names = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        for name in ["r.csv", "r.parquet"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "earlier").unwrap();
+            let sample = Sample {
+                timestamp: 1.0,
+                value: 2.0,
+            };
+            let mut writer = TableWriter::create(&path).unwrap();
+            writer.push("m", Arm::Canary, None, sample).unwrap();
+            assert_eq!(names(), [format!(".{name}.partial"), name.to_string()]);
+            drop(writer);
+            assert_eq!(std::fs::read(&path).unwrap(), b"earlier");
+            assert_eq!(names(), [name]);
+
+            let mut writer = TableWriter::create(&path).unwrap();
+            writer.push("m", Arm::Canary, None, sample).unwrap();
+            writer.finish().unwrap();
+            assert_eq!(names(), [name]);
+            let recording = crate::recording::read(&path).unwrap();
+            assert_eq!(recording.series[0].samples, [sample]);
+            std::fs::remove_file(&path).unwrap();
+        }
     }
 }
