@@ -301,25 +301,35 @@ pub fn progress(total: u64, what: &str) -> Option<indicatif::ProgressBar> {
 
 /// `--json`'s document, written as the replay goes (the header fields, each
 /// look as it is taken, then the summary) so that no look is held: a
-/// month of looks as JSON values would take gigabytes. On an error the
-/// document stops short and the exit status says so.
-struct JsonDocument {
-    out: std::io::BufWriter<std::io::Stdout>,
-    looks: usize,
+/// month of looks as JSON values would take gigabytes. Nothing is written
+/// before the first look, so a replay that fails at once (a bad variable)
+/// prints only its error; one that fails later leaves the document short,
+/// and the exit status says so.
+struct JsonDocument<W: Write> {
+    out: std::io::BufWriter<W>,
+    /// The header, until it is written with the first look.
+    head: Option<String>,
 }
 
-impl JsonDocument {
-    /// Starts the document with the fields of `head`, an object.
-    fn start(head: serde_json::Value) -> JsonDocument {
+impl<W: Write> JsonDocument<W> {
+    /// A document to `out` that starts with the fields of `head`, an object.
+    fn new(out: W, head: serde_json::Value) -> JsonDocument<W> {
         let head = head.to_string();
-        let mut out = std::io::BufWriter::new(std::io::stdout());
-        // Write errors (a closed pipe) end nothing early, as print_line.
-        let _ = write!(
-            out,
-            "{},\"looks\":[",
-            head.strip_suffix('}').unwrap_or(&head)
-        );
-        JsonDocument { out, looks: 0 }
+        let head = head.strip_suffix('}').unwrap_or(&head).to_string();
+        JsonDocument {
+            out: std::io::BufWriter::new(out),
+            head: Some(head),
+        }
+    }
+
+    /// The header and the looks array's opening, or the comma before the
+    /// next look. Write errors (a closed pipe) end nothing early, as
+    /// `print_line`.
+    fn next(&mut self) {
+        let _ = match self.head.take() {
+            Some(head) => write!(self.out, "{head},\"looks\":["),
+            None => write!(self.out, ","),
+        };
     }
 
     /// One look, as the daemon stores it, with its run number.
@@ -328,12 +338,15 @@ impl JsonDocument {
         if let Some(obj) = value.as_object_mut() {
             obj.insert("run".into(), run.into());
         }
-        let comma = if self.looks == 0 { "" } else { "," };
-        let _ = write!(self.out, "{comma}{value}");
-        self.looks += 1;
+        self.next();
+        let _ = write!(self.out, "{value}");
     }
 
     fn finish(mut self, summary: &ReplaySummary) {
+        if self.head.is_some() {
+            // No look: the header, then an empty array.
+            self.next();
+        }
         let summary = serde_json::to_string(summary).unwrap_or_default();
         let _ = writeln!(self.out, "],\"summary\":{summary}}}");
         let _ = self.out.flush();
@@ -420,16 +433,19 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
         None => super::print_line(line),
     };
     let mut json = args.json.then(|| {
-        JsonDocument::start(serde_json::json!({
-            "recording": args.data.display().to_string(),
-            "analysis": r.analysis,
-            "vars": r.vars,
-            "schedule": {
-                "interval": span(spec.schedule.interval.as_secs_f64()),
-                "weights": spec.schedule.weights,
-                "step_every": span(spec.schedule.step_every.as_secs_f64()),
-            },
-        }))
+        JsonDocument::new(
+            std::io::stdout(),
+            serde_json::json!({
+                "recording": args.data.display().to_string(),
+                "analysis": r.analysis,
+                "vars": r.vars,
+                "schedule": {
+                    "interval": span(spec.schedule.interval.as_secs_f64()),
+                    "weights": spec.schedule.weights,
+                    "step_every": span(spec.schedule.step_every.as_secs_f64()),
+                },
+            }),
+        )
     });
     let mut report_looks: Vec<Look> = Vec::new();
     if !args.json {
@@ -489,4 +505,73 @@ fn execute(args: &ReplayArgs, r: Resolved) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::run::LookWindow;
+    use verdict_judges::decision::{Action, Decision};
+
+    fn look(number: usize) -> Look {
+        Look {
+            number,
+            time: 60.0 * number as f64,
+            window: LookWindow {
+                start: 0.0,
+                end: 60.0 * number as f64,
+                step_seconds: 15.0,
+            },
+            baseline: "same window".into(),
+            weight: Some(5.0),
+            metrics: Vec::new(),
+            decision: Decision::inconclusive("no metric"),
+        }
+    }
+
+    fn summary() -> ReplaySummary {
+        ReplaySummary {
+            runs: Vec::new(),
+            looks: 0,
+            decision: Action::Inconclusive,
+            decisive_run: 1,
+            time_to_decision: 0.0,
+        }
+    }
+
+    fn document(looks: usize, finish: bool) -> String {
+        let mut out = Vec::new();
+        let mut doc = JsonDocument::new(&mut out, serde_json::json!({"recording": "r.csv"}));
+        for n in 1..=looks {
+            doc.look(1, &look(n));
+        }
+        if finish {
+            doc.finish(&summary());
+        } else {
+            drop(doc);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_json_document_is_whole_with_any_number_of_looks_and_empty_before_the_first() {
+        for looks in [0, 1, 3] {
+            let text = document(looks, true);
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["recording", "looks", "summary"], "{text}");
+            let numbers: Vec<u64> = v["looks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["number"].as_u64().unwrap())
+                .collect();
+            assert_eq!(numbers, (1..=looks as u64).collect::<Vec<_>>());
+            assert!(v["looks"].as_array().unwrap().iter().all(|l| l["run"] == 1));
+        }
+        // A replay that fails before its first look prints nothing.
+        assert_eq!(document(0, false), "");
+        // One that fails later leaves a document that does not parse.
+        assert!(serde_json::from_str::<serde_json::Value>(&document(2, false)).is_err());
+    }
 }
