@@ -711,6 +711,18 @@ fn replay_cli_prints_a_table_or_json_and_refuses_bad_files() {
     assert_eq!(v["summary"]["runs"].as_array().unwrap().len(), 1);
     assert_eq!(runs("0").status.code(), Some(2));
 
+    // Nowhere to spill the recording: exit 2, the reason, nothing on stdout.
+    let out = verdict_bin()
+        .env("TMPDIR", dir.path().join("no-such-dir"))
+        .args(["replay", "--json", "--data"])
+        .arg(dir.path().join("healthy.csv"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot spill the recording"), "{stderr}");
+    assert!(out.stdout.is_empty());
+
     let bad = dir.path().join("bad.csv");
     std::fs::write(
         &bad,
