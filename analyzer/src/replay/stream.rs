@@ -636,6 +636,42 @@ analyses:
         assert!(e.to_string().contains("lat-again/canary"), "{e}");
     }
 
+    #[tokio::test]
+    async fn a_replay_on_another_schedule_than_the_opening_one_is_refused() {
+        // The horizon was sized for the opening schedule: a longer run
+        // would reach back past what is held.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        write_csv(&path, None);
+        let config = config("same");
+        let streamed = open(
+            &path,
+            &config.analyses["web"],
+            &BTreeMap::new(),
+            &schedule(),
+        )
+        .unwrap();
+        let replayer = crate::replay::Replayer::new(config.analyses.clone(), streamed.source);
+        let spec = crate::replay::ReplaySpec {
+            name: "r".into(),
+            analysis: "web".into(),
+            vars: BTreeMap::new(),
+            schedule: Schedule {
+                weights: vec![10.0, 20.0, 50.0],
+                ..schedule()
+            },
+            start: streamed.span.0,
+            end: streamed.span.1,
+            max_runs: None,
+        };
+        let mut looks = 0;
+        let e = crate::replay::replay(&replayer, &spec, |_, _| looks += 1)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("another schedule"), "{e}");
+        assert_eq!(looks, 0);
+    }
+
     #[test]
     fn an_empty_or_unreadable_recording_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
