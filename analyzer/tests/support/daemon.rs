@@ -154,8 +154,13 @@ impl Daemon {
             shutdown: Some(tx),
             client: {
                 verdict::tls::install_crypto_provider();
+                // Few idle connections kept: by default every connection a
+                // burst opens stays idle for 90 s, so the client's (and the
+                // daemon's matching) sockets would count the highest
+                // concurrency seen so far, which the soak reads as growth.
                 reqwest::Client::builder()
                     .timeout(Duration::from_secs(20))
+                    .pool_max_idle_per_host(4)
                     .build()
                     .expect("HTTP client")
             },
