@@ -3,7 +3,7 @@
 //! * Every Flagger `Canary` and Argo `AnalysisTemplate`,
 //!   `ClusterAnalysisTemplate` and `Rollout` under `templates/` validates
 //!   against the real CRD schema of its kind and version
-//!   (`../shared/crds/`, or `VERDICT_CRDS_DIR`).
+//!   (`fixtures/crds/`, or `VERDICT_CRDS_DIR`).
 //! * Every webhook URL is a route Verdict serves, names an analysis the
 //!   shipped configs define, and supplies every variable its queries use
 //!   (checked with the daemon's own payload and argument parsers).
@@ -32,7 +32,7 @@ fn repo() -> PathBuf {
 fn crds_dir() -> PathBuf {
     match std::env::var_os("VERDICT_CRDS_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds"),
+        None => repo().join("fixtures/crds"),
     }
 }
 

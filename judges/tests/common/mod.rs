@@ -1,16 +1,21 @@
 //! Shared helpers of the reference-vector tests: loading
-//! `../shared/reference/*.json` and regenerating the large arrays stored as
+//! `fixtures/reference/*.json` (or `$VERDICT_REFERENCE_DIR/*.json`, a
+//! directory of the same layout) and regenerating the large arrays stored as
 //! splitmix64 recipes (see the vectors' `meta.generators`).
 #![allow(dead_code)]
 
 use serde_json::Value;
 use std::path::PathBuf;
 
-/// Path of a file under the shared reference directory beside the checkout.
+/// Path of a reference file: in the repository's `fixtures/reference`, or
+/// in `VERDICT_REFERENCE_DIR` when set (e.g. a newer set of vectors).
 pub fn reference_path(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference")
-        .join(file)
+    match std::env::var_os("VERDICT_REFERENCE_DIR") {
+        Some(dir) => PathBuf::from(dir).join(file),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/reference")
+            .join(file),
+    }
 }
 
 /// Loads a reference JSON file.
