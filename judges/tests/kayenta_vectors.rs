@@ -335,6 +335,32 @@ fn settings_of(params: &Value) -> MetricSettings {
     }
 }
 
+/// Kayenta's deviation, where Kayenta's is NaN (a mean is 0), is reported
+/// by Verdict as an undefined mean ratio with a finite deviation of 1.0
+/// (docs/statistics/kayenta.md, deviation 10); otherwise it is the number.
+fn assert_deviation(
+    n: &str,
+    r: &verdict_judges::kayenta::classifier::MetricClassification,
+    expected: f64,
+    tol: f64,
+) {
+    assert!(r.deviation.is_finite(), "{n}: deviation {}", r.deviation);
+    if expected.is_nan() {
+        assert_eq!(r.mean_ratio, None, "{n}: Kayenta's ratio is NaN");
+        assert_eq!(r.deviation, 1.0, "{n}");
+    } else {
+        assert_abs(&format!("{n} deviation"), r.deviation, expected, tol);
+    }
+}
+
+/// An optional statistic against a value where NaN means "undefined".
+fn assert_optional(what: &str, actual: Option<f64>, expected: f64, tol: f64) {
+    match actual {
+        None => assert!(expected.is_nan(), "{what}: undefined, expected {expected}"),
+        Some(a) => assert_abs(what, a, expected, tol),
+    }
+}
+
 #[test]
 fn classifier() {
     for case in section("classifier") {
@@ -358,7 +384,7 @@ fn classifier() {
         }
         if let Some(dev) = e.get("deviation") {
             let tol = tolerance(&case, 1e-9);
-            assert_abs(&format!("{n} deviation"), r.deviation, num(dev), tol);
+            assert_deviation(&n, &r, num(dev), tol);
         }
         if e.get("reason_non_empty").and_then(Value::as_bool) == Some(true) {
             assert!(r.reason.as_deref().is_some_and(|s| !s.is_empty()), "{n}");
@@ -376,7 +402,7 @@ fn classifier() {
             assert_eq!(r.critical, c, "{n} (derived critical)");
         }
         if let Some(es) = d.get("effect_size") {
-            assert_abs(&format!("{n} effect size"), r.effect_size, num(es), 1e-9);
+            assert_optional(&format!("{n} effect size"), r.effect_size, num(es), 1e-9);
         }
         // Every non-pass carries a reason; intervals are never inverted.
         if r.label != Label::Pass {
