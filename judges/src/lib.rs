@@ -14,7 +14,7 @@
 //! * [`welch`]: Welch's unequal-variance t-test.
 //! * [`proportions`]: two-proportion z-test, Newcombe interval, Fisher's exact test.
 //! * [`poisson`]: conditional binomial test of two Poisson rates.
-//! * [`effect_size`]: Kayenta's mean ratio and CLES.
+//! * [`effect_size`]: Kayenta's mean ratio, CLES and Cohen's d.
 //! * [`kayenta`]: Kayenta-compatible preprocessing, classifier, scorer and
 //!   canary-config types.
 //! * [`sequential`]: anytime-valid e-processes and confidence sequences.

@@ -1,11 +1,16 @@
-//! Every case of `shared/reference/kayenta_vectors.json`, iterated generically
-//! per section, plus the example canary configs under `fixtures/kayenta/`.
+//! Every case of `shared/reference/kayenta_vectors.json` and of
+//! `fixtures/reference/kayenta_source_cases.json` (the Kayenta judge tests
+//! and source values the shared file lacks), iterated generically per
+//! section, plus the example canary configs under `fixtures/kayenta/`.
+//!
+//! Each case names the Kayenta test file and test it comes from (`source`,
+//! `test`), at Kayenta commit a69573be9d8fededacf80817e4151a2c8df41276.
 mod common;
 
-use common::{assert_close, load, num, nums};
+use common::{assert_close, load, num, nums, reference_path};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use verdict_judges::effect_size::{cles, mean_ratio};
+use verdict_judges::effect_size::{cles, cohen_d, mean_ratio};
 use verdict_judges::kayenta::classifier::Label;
 use verdict_judges::kayenta::config::CanaryConfig;
 use verdict_judges::kayenta::preprocess::{
@@ -14,13 +19,34 @@ use verdict_judges::kayenta::preprocess::{
 };
 use verdict_judges::kayenta::scorer::{score, ScoreThresholds, ScoredMetric};
 
+const SOURCE_CASES: &str = "kayenta_source_cases.json";
+
+/// `kayenta_source_cases.json` from the reference directory, or from the
+/// repository when a `VERDICT_REFERENCE_DIR` holds only the shared vectors.
+fn source_cases() -> Value {
+    if reference_path(SOURCE_CASES).exists() {
+        load(SOURCE_CASES)
+    } else {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/reference")
+            .join(SOURCE_CASES);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+}
+
+/// The cases of one section: the shared vectors' followed by the source
+/// cases' (when that file has the section).
 fn section(name: &str) -> Vec<Value> {
     let all = load("kayenta_vectors.json");
-    let cases = all[name]
+    let mut cases = all[name]
         .as_array()
         .unwrap_or_else(|| panic!("no section {name}"))
         .clone();
     assert!(!cases.is_empty(), "section {name} is empty");
+    if let Some(more) = source_cases()[name].as_array() {
+        assert!(!more.is_empty(), "{SOURCE_CASES}: section {name} is empty");
+        cases.extend(more.iter().cloned());
+    }
     cases
 }
 
@@ -55,12 +81,18 @@ fn effect_sizes() {
         let measure = case["measure"].as_str().unwrap();
         let actual = if measure == "cles" {
             cles(&experiment, &control)
+        } else if measure == "cohenD" {
+            // Kayenta's cohenD is unsigned; ours keeps the sign.
+            cohen_d(&experiment, &control).abs()
         } else {
             assert!(measure.starts_with("meanRatio"), "{measure}");
             mean_ratio(&experiment, &control)
         };
         let tol = tolerance(&case, 1e-12);
         assert_abs(&name(&case), actual, num(&case["expected"]), tol);
+        if let Some(d) = case.get("derived_not_asserted") {
+            assert_abs(&format!("{} (derived)", name(&case)), actual, num(d), 1e-12);
+        }
     }
 }
 
@@ -323,10 +355,10 @@ fn settings_of(params: &Value) -> MetricSettings {
         must_have_data: params["is_data_required"].as_bool().unwrap(),
         muted: false,
         effect_size: EffectSizeSettings {
-            measure: match params["effect_size_measure"].as_str().unwrap() {
-                "cles" => EffectSizeMeasure::Cles,
-                _ => EffectSizeMeasure::MeanRatio,
-            },
+            measure: EffectSizeMeasure::from_kayenta(
+                params["effect_size_measure"].as_str().unwrap(),
+            )
+            .unwrap_or_default(),
             allowed_increase,
             allowed_decrease,
             critical_increase,
@@ -335,9 +367,38 @@ fn settings_of(params: &Value) -> MetricSettings {
     }
 }
 
+/// Kayenta's deviation, where Kayenta's is NaN (a mean is 0), is reported
+/// by Verdict as an undefined mean ratio with a finite deviation of 1.0
+/// (docs/statistics/kayenta.md, deviation 10); otherwise it is the number.
+fn assert_deviation(
+    n: &str,
+    r: &verdict_judges::kayenta::classifier::MetricClassification,
+    expected: f64,
+    tol: f64,
+) {
+    assert!(r.deviation.is_finite(), "{n}: deviation {}", r.deviation);
+    if expected.is_nan() {
+        assert_eq!(r.mean_ratio, None, "{n}: Kayenta's ratio is NaN");
+        assert_eq!(r.deviation, 1.0, "{n}");
+    } else {
+        assert_abs(&format!("{n} deviation"), r.deviation, expected, tol);
+    }
+}
+
+/// An optional statistic against a value where NaN means "undefined".
+fn assert_optional(what: &str, actual: Option<f64>, expected: f64, tol: f64) {
+    match actual {
+        None => assert!(expected.is_nan(), "{what}: undefined, expected {expected}"),
+        Some(a) => assert_abs(what, a, expected, tol),
+    }
+}
+
 #[test]
 fn classifier() {
-    for case in section("classifier") {
+    let cases = section("classifier");
+    // ClassifierSuite's 34 Mann-Whitney tests: 17 in each file.
+    assert!(cases.len() >= 34, "{} classifier cases", cases.len());
+    for case in cases {
         let n = name(&case);
         let p = &case["params"];
         let params = ClassifierParams {
@@ -358,7 +419,7 @@ fn classifier() {
         }
         if let Some(dev) = e.get("deviation") {
             let tol = tolerance(&case, 1e-9);
-            assert_abs(&format!("{n} deviation"), r.deviation, num(dev), tol);
+            assert_deviation(&n, &r, num(dev), tol);
         }
         if e.get("reason_non_empty").and_then(Value::as_bool) == Some(true) {
             assert!(r.reason.as_deref().is_some_and(|s| !s.is_empty()), "{n}");
@@ -376,7 +437,7 @@ fn classifier() {
             assert_eq!(r.critical, c, "{n} (derived critical)");
         }
         if let Some(es) = d.get("effect_size") {
-            assert_abs(&format!("{n} effect size"), r.effect_size, num(es), 1e-9);
+            assert_optional(&format!("{n} effect size"), r.effect_size, num(es), 1e-9);
         }
         // Every non-pass carries a reason; intervals are never inverted.
         if r.label != Label::Pass {
@@ -646,5 +707,137 @@ fn sparse_large_input_is_high_as_in_kayenta() {
             classify_with(&params, &gated, &control, &experiment).label,
             Label::Pass
         );
+    }
+}
+
+/// `source_constants` of `kayenta_source_cases.json`: the literals of
+/// Kayenta's `NetflixACAJudge.classifyMetric`/`handleOutliers`,
+/// `MannWhitneyClassifier.classify` and `WeightedSumScorer`, which no Kayenta
+/// test asserts, against the behaviour that depends on them.
+#[test]
+fn source_constants() {
+    use verdict_judges::kayenta::config::CanaryAnalysisConfig;
+    use verdict_judges::kayenta::preprocess::preprocess;
+    let k = &source_cases()["source_constants"];
+    let params = ClassifierParams::default();
+    assert_eq!(params.tolerance, num(&k["tolerance"]));
+    assert_eq!(params.conf_level, num(&k["conf_level"]));
+    assert_eq!(
+        params.exact,
+        Some(false),
+        "Kayenta's interval is asymptotic"
+    );
+
+    // Defaults of an empty `analysisConfigurations.canary` block.
+    let resolved = |json: &str| {
+        serde_json::from_str::<CanaryAnalysisConfig>(json)
+            .unwrap()
+            .resolve()
+    };
+    let s = resolved("{}");
+    assert_eq!(s, MetricSettings::default());
+    assert_eq!(s.outlier_factor, num(&k["outlier_factor_default"]));
+    let parse = |key: &str| k[key].as_str().unwrap().to_string();
+    assert_eq!(
+        s.direction,
+        Direction::parse_lenient(&parse("direction_default"))
+    );
+    assert_eq!(s.direction, Direction::Either);
+    assert_eq!(s.nan_strategy, NanStrategy::Remove);
+    assert_eq!(parse("nan_strategy_default"), "remove");
+    assert_eq!(s.outlier_strategy, OutlierStrategy::Keep);
+    assert_eq!(parse("outlier_strategy_default"), "keep");
+    assert_eq!(
+        s.effect_size.measure.as_str(),
+        parse("effect_size_measure_default")
+    );
+    let d = &k["effect_size_threshold_default"];
+    let es = resolved(r#"{"effectSize":{"measure":"cles"}}"#).effect_size;
+    assert_eq!(es, EffectSizeSettings::neutral(EffectSizeMeasure::Cles));
+    assert_eq!(es.allowed_increase, num(&d["cles"]));
+    let es = resolved("{}").effect_size;
+    assert_eq!(es.critical_decrease, num(&d["otherwise"]));
+
+    // handleOutliers: factor 3 with reduced sensitivity.
+    assert_eq!(k["outlier_reduce_sensitivity"], true);
+    let values = [21.0, 23.0, 24.0, 25.0, 50.0, 29.0, 23.0, 21.0];
+    let remove = resolved(r#"{"outliers":{"strategy":"remove"}}"#);
+    assert_eq!(
+        preprocess(&values, &remove).values,
+        remove_flagged(&values, &iqr_outliers(&values, 3.0, true))
+    );
+    // replaceNaNs(metric) substitutes 0.0.
+    let replace = resolved(r#"{"nanStrategy":"replace"}"#);
+    assert_eq!(
+        preprocess(&[f64::NAN, 2.0], &replace).values,
+        vec![num(&k["nan_replacement_value"]), 2.0]
+    );
+
+    // Early returns report deviation 1.0.
+    let early = num(&k["early_return_deviation"]);
+    for (c, e) in [
+        (&[1.0, 2.0][..], &[][..]),
+        (&[3.0, 1.0, 2.0][..], &[1.0, 2.0, 3.0][..]),
+        (&[0.0; 4][..], &[0.0; 4][..]),
+        (&[4.0; 2][..], &[4.0; 3][..]),
+    ] {
+        assert_eq!(classify(&s, c, e).deviation, early, "{c:?} {e:?}");
+    }
+
+    // WeightedSumScorer: NODATA_THRESHOLD = 50 (inclusive), 2 decimals.
+    assert_eq!(num(&k["nodata_threshold_percent"]), 50.0);
+    let m = |label: &str| ScoredMetric {
+        name: label.into(),
+        label: Label::from_kayenta(label).unwrap(),
+        critical: false,
+        muted: false,
+        groups: vec!["g".into()],
+        reason: None,
+    };
+    let t = ScoreThresholds {
+        pass: 95.0,
+        marginal: 75.0,
+    };
+    let half = score(&[m("Pass"), m("Nodata")], &BTreeMap::new(), t);
+    assert_eq!(half.score, 0.0);
+    assert_eq!(
+        half.reason,
+        "Canary Failed: 50% or more metrics returned NODATA"
+    );
+    let third = score(&[m("Pass"), m("Pass"), m("Nodata")], &BTreeMap::new(), t);
+    assert_eq!(third.score, 100.0);
+    assert_eq!(k["score_round_decimals"], 2);
+    let r = score(&[m("Pass"), m("High"), m("High")], &BTreeMap::new(), t);
+    assert_eq!(r.score, 33.33);
+    assert_eq!(k["judge_name"], "NetflixACAJudge-v1.0");
+}
+
+/// Every test of Kayenta's judge test-suite is covered by one of the two
+/// files, so a new Kayenta test shows up as a gap here when the vectors are
+/// refreshed.
+#[test]
+fn every_kayenta_judge_test_is_covered() {
+    let mut tests = std::collections::BTreeSet::new();
+    for file in [load("kayenta_vectors.json"), source_cases()] {
+        for (_, cases) in file.as_object().unwrap() {
+            for case in cases.as_array().into_iter().flatten() {
+                for key in ["test", "name"] {
+                    if let Some(t) = case[key].as_str() {
+                        tests.insert(t.to_string());
+                    }
+                }
+            }
+        }
+    }
+    for t in [
+        "Mann-Whitney Zero Mean: Pass Metric",
+        "Mann-Whitney Zero Mean: Low Metric with Effect Size",
+        "Mann-Whitney Classifier Test - Critical Effect Size: Critical High",
+        "Effect Size: Cohen's D",
+        "CLES Effect Size: Low Metric",
+        "Weighted Sum Group Scorer: One Group, Three Metrics",
+        "Mean Inequality Classifier Test: Low Metric",
+    ] {
+        assert!(tests.contains(t), "no case for Kayenta test {t:?}");
     }
 }

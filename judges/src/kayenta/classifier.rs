@@ -124,12 +124,23 @@ pub struct MetricClassification {
     /// Statistics of the preprocessed baseline (control) and canary.
     pub control: DescriptiveStats,
     pub experiment: DescriptiveStats,
-    /// Kayenta's "deviation": canary mean / baseline mean (NaN when a mean
-    /// is 0 or a side is empty).
+    /// Kayenta's "deviation" (`resultMetadata.ratio`), always finite: 1.0
+    /// when the classifier returns before testing (no data, identical
+    /// samples, one distinct value), as Kayenta; otherwise the mean ratio
+    /// canary/baseline, or 1.0 where that is undefined (a mean is 0), where
+    /// Kayenta reports NaN (Verdict deviation 10: a NaN here cannot be
+    /// stored or serialized as JSON). [`Self::mean_ratio`] tells the cases
+    /// apart.
     pub deviation: f64,
+    /// Mean ratio canary/baseline of the preprocessed samples; `None` when
+    /// undefined (a side is empty or a mean is 0; Kayenta's NaN, which its
+    /// report shows as "N/A").
+    pub mean_ratio: Option<f64>,
     pub effect_size_measure: EffectSizeMeasure,
-    /// The gating effect size (NaN when undefined: no gate).
-    pub effect_size: f64,
+    /// The gating effect size; `None` when undefined or infinite (Kayenta's
+    /// NaN: no gate; an infinite Cohen's d of two constant samples passes
+    /// any gate, so it gates the same way).
+    pub effect_size: Option<f64>,
     /// The shift interval, when the test ran.
     pub shift: Option<ShiftJudgement>,
     /// Two-sided Mann-Whitney p-value (not used for the decision; Kayenta
@@ -163,15 +174,17 @@ pub fn classify_with(
     let c = preprocess(control, metric);
     let e = preprocess(experiment, metric);
     let measure = metric.effect_size.measure;
+    let ratio = finite(mean_ratio(&e.values, &c.values));
     let mut out = MetricClassification {
         label: Label::Pass,
         critical: false,
         reason: None,
         control: c.stats,
         experiment: e.stats,
-        deviation: mean_ratio(&e.values, &c.values),
+        deviation: ratio.unwrap_or(KAYENTA_NO_DEVIATION),
+        mean_ratio: ratio,
         effect_size_measure: measure,
-        effect_size: measure.compute(&e.values, &c.values),
+        effect_size: finite(measure.compute(&e.values, &c.values)),
         shift: None,
         p_value: None,
     };
@@ -201,8 +214,9 @@ pub fn classify_with(
         }
     }
 
-    // (a) missing data.
+    // (a) missing data. Kayenta's early returns all report deviation 1.0.
     if c.values.is_empty() || e.values.is_empty() {
+        out.deviation = KAYENTA_NO_DEVIATION;
         if metric.nan_strategy == NanStrategy::Replace {
             return out; // Kayenta PR #339: with `replace`, no data passes.
         }
@@ -233,11 +247,16 @@ pub fn classify_with(
     let mut se = e.values.clone();
     sc.sort_unstable_by(f64::total_cmp);
     se.sort_unstable_by(f64::total_cmp);
+    // Both sides all zeros lands here: Pass with deviation 1.0 (Kayenta
+    // ClassifierSuite "Mann-Whitney Zero Mean: Pass Metric"), not the
+    // undefined 0/0 mean ratio.
     if sc == se {
+        out.deviation = KAYENTA_NO_DEVIATION;
         return out;
     }
     let first = sc[0];
     if sc.iter().chain(&se).all(|&v| v == first) {
+        out.deviation = KAYENTA_NO_DEVIATION;
         return out;
     }
 
@@ -303,23 +322,24 @@ pub fn classify_with(
     let effect = out.effect_size;
     let high = metric.direction.allows_increase()
         && above_band
-        && (effect.is_nan() || effect >= es.allowed_increase);
+        && effect.is_none_or(|e| e >= es.allowed_increase);
     let low = !high
         && metric.direction.allows_decrease()
         && below_band
-        && (effect.is_nan() || effect <= es.allowed_decrease);
+        && effect.is_none_or(|e| e <= es.allowed_decrease);
     if !(high || low) {
         return out;
     }
     out.label = if high { Label::High } else { Label::Low };
     // (i) critical escalation.
     out.critical = metric.critical
-        && (effect.is_nan()
-            || if high {
-                effect >= es.critical_increase
+        && effect.is_none_or(|e| {
+            if high {
+                e >= es.critical_increase
             } else {
-                effect <= es.critical_decrease
-            });
+                e <= es.critical_decrease
+            }
+        });
     out.reason = Some(explain(params, metric, &out, &judgement));
     out
 }
@@ -353,34 +373,36 @@ fn explain(
         num(100.0 * params.tolerance),
         num(j.bound),
     );
-    let (measure_name, threshold, critical_threshold, cmp) = match (es.measure, high) {
-        (EffectSizeMeasure::MeanRatio, true) => {
-            ("mean ratio", es.allowed_increase, es.critical_increase, "≥")
-        }
-        (EffectSizeMeasure::MeanRatio, false) => {
-            ("mean ratio", es.allowed_decrease, es.critical_decrease, "≤")
-        }
-        (EffectSizeMeasure::Cles, true) => ("CLES", es.allowed_increase, es.critical_increase, "≥"),
-        (EffectSizeMeasure::Cles, false) => {
-            ("CLES", es.allowed_decrease, es.critical_decrease, "≤")
-        }
-    };
-    if out.effect_size.is_nan() {
-        s.push_str(&format!(
-            ", {measure_name} undefined (a mean is 0), so no effect-size gate"
-        ));
+    let measure_name = es.measure.display_name();
+    let (threshold, critical_threshold, cmp) = if high {
+        (es.allowed_increase, es.critical_increase, "≥")
     } else {
-        s.push_str(&format!(
+        (es.allowed_decrease, es.critical_decrease, "≤")
+    };
+    match out.effect_size {
+        None => {
+            let why = match es.measure {
+                EffectSizeMeasure::MeanRatio => "a mean is 0",
+                EffectSizeMeasure::Cles => "a side is empty",
+                EffectSizeMeasure::CohenD => "no spread within either side",
+            };
+            s.push_str(&format!(
+                ", {measure_name} undefined ({why}), so no effect-size gate"
+            ));
+        }
+        Some(effect) => s.push_str(&format!(
             ", {measure_name} {} {cmp} allowed {}",
-            num(out.effect_size),
+            num(effect),
             num(threshold)
-        ));
+        )),
     }
-    if es.measure == EffectSizeMeasure::Cles && !out.deviation.is_nan() {
-        s.push_str(&format!(" (mean ratio {})", num(out.deviation)));
+    if es.measure != EffectSizeMeasure::MeanRatio {
+        if let Some(ratio) = out.mean_ratio {
+            s.push_str(&format!(" (mean ratio {})", num(ratio)));
+        }
     }
     if out.critical {
-        if out.effect_size.is_nan() {
+        if out.effect_size.is_none() {
             s.push_str("; critical metric");
         } else {
             s.push_str(&format!(
@@ -398,6 +420,14 @@ fn explain(
         s.push_str(&format!(", Mann-Whitney p = {}", num(p)));
     }
     s
+}
+
+/// Kayenta's deviation when it has none to report (its early returns).
+const KAYENTA_NO_DEVIATION: f64 = 1.0;
+
+/// `Some(x)` for a finite `x`: NaN and ±∞ never reach a result.
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
 }
 
 /// Compact number formatting for reasons: 4 significant digits.
@@ -549,6 +579,129 @@ mod tests {
         assert_eq!(r.deviation, 1.0);
     }
 
+    /// Kayenta ClassifierSuite "Mann-Whitney Zero Mean: Pass Metric"
+    /// (kayenta-judge `src/test/scala/com/netflix/kayenta/judge/
+    /// ClassifierSuite.scala`, commit a69573be): both sides all zeros →
+    /// Pass with deviation exactly 1.0 (the identical-data early return).
+    #[test]
+    fn all_zero_arms_pass_with_deviation_one() {
+        let r = classify(&metric(), &[0.0; 5], &[0.0; 5]);
+        assert_eq!(
+            (r.label, r.critical, r.deviation),
+            (Label::Pass, false, 1.0)
+        );
+        assert_eq!((r.mean_ratio, r.effect_size), (None, None));
+        assert!(r.shift.is_none());
+        // Different lengths: the one-distinct-value return, same answer.
+        let r = classify(&metric(), &[0.0; 3], &[0.0; 7]);
+        assert_eq!((r.label, r.deviation), (Label::Pass, 1.0));
+        // Zeros after NaN replacement, critical metric: still Pass, 1.0.
+        let m = MetricSettings {
+            nan_strategy: NanStrategy::Replace,
+            critical: true,
+            ..metric()
+        };
+        let r = classify(&m, &[NAN, 0.0, NAN], &[0.0, NAN]);
+        assert_eq!(
+            (r.label, r.critical, r.deviation),
+            (Label::Pass, false, 1.0)
+        );
+    }
+
+    /// Kayenta's early returns all report deviation 1.0
+    /// (`MannWhitneyClassifier.classify`): missing data, identical data.
+    #[test]
+    fn early_returns_report_deviation_one() {
+        let r = classify(&metric(), &[1.0, 2.0], &[]);
+        assert_eq!(
+            (r.label, r.deviation, r.mean_ratio),
+            (Label::Nodata, 1.0, None)
+        );
+        // Identical multisets in another order: exactly 1.0, whatever the
+        // summation order does to the means' last bits.
+        let a = [0.1, 0.2, 0.3, 1e-17, 7.0];
+        let b = [7.0, 1e-17, 0.3, 0.2, 0.1];
+        let r = classify(&metric(), &a, &b);
+        assert_eq!((r.label, r.deviation), (Label::Pass, 1.0));
+    }
+
+    /// No classifier result carries NaN or ±∞ in its deviation, mean ratio
+    /// or effect size, whatever the input.
+    #[test]
+    fn results_never_carry_non_finite_numbers() {
+        let inputs: [&[f64]; 9] = [
+            &[],
+            &[NAN],
+            &[0.0; 4],
+            &[0.0, 0.0, 1.0],
+            &[5.0; 4],
+            &[-1.0, 1.0],
+            &[1.0, f64::INFINITY],
+            &[f64::NEG_INFINITY, 2.0],
+            &[3.0, 4.0, 5.0, 6.0],
+        ];
+        for measure in [
+            EffectSizeMeasure::MeanRatio,
+            EffectSizeMeasure::Cles,
+            EffectSizeMeasure::CohenD,
+        ] {
+            for nan_strategy in [NanStrategy::Remove, NanStrategy::Replace] {
+                let m = MetricSettings {
+                    nan_strategy,
+                    effect_size: EffectSizeSettings::neutral(measure),
+                    ..metric()
+                };
+                for c in inputs {
+                    for e in inputs {
+                        let r = classify(&m, c, e);
+                        let what = format!("{measure:?} {nan_strategy:?} {c:?} {e:?}: {r:?}");
+                        assert!(r.deviation.is_finite(), "{what}");
+                        assert!(r.mean_ratio.is_none_or(f64::is_finite), "{what}");
+                        assert!(r.effect_size.is_none_or(f64::is_finite), "{what}");
+                        let json = serde_json::to_value(&r).unwrap();
+                        assert!(json["deviation"].is_number(), "{what}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cohen_d_gates_like_the_other_measures() {
+        let control = [10.0, 11.0, 12.0, 10.5, 11.5, 10.2, 11.8, 10.9, 11.1, 12.2];
+        let canary: Vec<f64> = control.iter().map(|v| v + 5.0).collect();
+        let d = crate::effect_size::cohen_d(&canary, &control);
+        assert!(d > 5.0, "{d}");
+        let with = |allowed_increase: f64, allowed_decrease: f64| MetricSettings {
+            effect_size: EffectSizeSettings {
+                allowed_increase,
+                allowed_decrease,
+                ..EffectSizeSettings::neutral(EffectSizeMeasure::CohenD)
+            },
+            ..metric()
+        };
+        let r = classify(&with(0.0, 0.0), &control, &canary);
+        assert_eq!((r.label, r.effect_size), (Label::High, Some(d)));
+        let reason = r.reason.unwrap();
+        assert!(reason.contains("Cohen's d"), "{reason}");
+        assert!(reason.contains("(mean ratio"), "{reason}");
+        // Above the shift test but below the allowed d: Pass.
+        assert_eq!(
+            classify(&with(d + 0.1, 0.0), &control, &canary).label,
+            Label::Pass
+        );
+        // Decrease: d is negative, gated by d ≤ allowed_decrease.
+        let r = classify(&with(0.0, -0.5), &canary, &control);
+        assert_eq!((r.label, r.effect_size), (Label::Low, Some(-d)));
+        assert_eq!(
+            classify(&with(0.0, -d - 0.1), &canary, &control).label,
+            Label::Pass
+        );
+        // Two constants: d is infinite, reported as undefined, no gate.
+        let r = classify(&with(100.0, 0.0), &[1.0; 5], &[2.0; 5]);
+        assert_eq!((r.label, r.effect_size), (Label::High, None));
+    }
+
     #[test]
     fn infinities_are_an_error_that_keeps_the_critical_flag() {
         let critical = MetricSettings {
@@ -583,7 +736,10 @@ mod tests {
         // A zero side: mean ratio undefined, so no gate; still High.
         let r = classify(&metric(), &[0.0; 5], &[4.0; 5]);
         assert_eq!(r.label, Label::High);
-        assert!(r.deviation.is_nan());
+        assert_eq!(
+            (r.mean_ratio, r.effect_size, r.deviation),
+            (None, None, 1.0)
+        );
         let r = classify(&metric(), &[4.0; 5], &[0.0; 5]);
         assert_eq!(r.label, Label::Low);
     }

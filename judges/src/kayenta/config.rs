@@ -14,7 +14,12 @@
 //!   strings are matched exactly (Kayenta compares lowercase literals);
 //! * integers are accepted wherever a double is expected (`"allowedIncrease": 2`);
 //! * the effect-size thresholds default to the neutral value of the chosen
-//!   measure: 1.0 for `meanRatio`, 0.5 for `cles`.
+//!   measure: 1.0 for `meanRatio`, 0.5 for `cles`;
+//! * Verdict deviation: `effectSize.measure: "cohenD"` selects Cohen's d
+//!   (thresholds default to 0). Kayenta has `EffectSizes.cohenD` but its
+//!   classifier only distinguishes `"cles"` from everything else, so in
+//!   Kayenta that string silently means `meanRatio` with thresholds 1.0
+//!   (`docs/statistics/kayenta.md`, deviation 9).
 
 use crate::effect_size::EffectSizeMeasure;
 use crate::kayenta::scorer::ScoreThresholds;
@@ -418,10 +423,11 @@ impl CanaryAnalysisConfig {
     /// Fills in Kayenta's defaults (see the module documentation).
     pub fn resolve(&self) -> MetricSettings {
         let es = self.effect_size.clone().unwrap_or_default();
-        let measure = match es.measure.as_deref() {
-            Some("cles") => EffectSizeMeasure::Cles,
-            _ => EffectSizeMeasure::MeanRatio,
-        };
+        let measure = es
+            .measure
+            .as_deref()
+            .and_then(EffectSizeMeasure::from_kayenta)
+            .unwrap_or_default();
         let neutral = measure.neutral();
         let outliers = self.outliers.clone().unwrap_or_default();
         MetricSettings {
@@ -503,6 +509,25 @@ mod tests {
         assert_eq!(s.effect_size.allowed_increase, 2.0);
         assert_eq!(s.effect_size.critical_decrease, 0.0);
         assert_eq!(s.effect_size.allowed_decrease, 1.0);
+    }
+
+    /// Kayenta `NetflixACAJudge.classifyMetric` (commit a69573be): the
+    /// thresholds default to 0.5 for `"cles"` and 1.0 otherwise. `"cohenD"`
+    /// is Verdict's deviation 9: Cohen's d with thresholds 0.
+    #[test]
+    fn cohen_d_is_selectable_by_kayentas_name() {
+        let s = settings(r#"{"effectSize":{"measure":"cohenD","allowedIncrease":0.8}}"#);
+        assert_eq!(s.effect_size.measure, EffectSizeMeasure::CohenD);
+        assert_eq!(s.effect_size.allowed_increase, 0.8);
+        assert_eq!(s.effect_size.allowed_decrease, 0.0);
+        assert_eq!(s.effect_size.critical_increase, 0.0);
+        assert_eq!(s.effect_size.critical_decrease, 0.0);
+        // Exact spelling only, as every Kayenta string.
+        let s = settings(r#"{"effectSize":{"measure":"cohen_d"}}"#);
+        assert_eq!(s.effect_size.measure, EffectSizeMeasure::MeanRatio);
+        assert_eq!(s.effect_size.allowed_increase, 1.0);
+        let s = settings(r#"{"effectSize":{"measure":"meanRatio"}}"#);
+        assert_eq!(s.effect_size, EffectSizeSettings::default());
     }
 
     #[test]

@@ -34,6 +34,12 @@
 //! * every non-pass result carries a sentence with the numbers behind it, and
 //!   the statistics (interval, estimate, band, effect sizes, p-value) are
 //!   returned, not discarded.
+//! * `effectSize.measure: "cohenD"` selects (signed) Cohen's d, which
+//!   Kayenta computes but its classifier never selects;
+//! * no NaN in a result: where Kayenta's deviation is NaN (a zero mean) it is
+//!   1.0 with `mean_ratio: None`, and an undefined effect size is `None`;
+//! * CLES is computed in floating point (Kayenta's 32-bit integers overflow
+//!   for very large samples).
 
 pub mod classifier;
 pub mod config;

@@ -7,7 +7,7 @@
 //! Infinities are left alone here, as in Kayenta; the classifier decides
 //! what they mean.
 
-use crate::effect_size::mean;
+use crate::effect_size::{mean, sample_variance};
 use crate::kayenta::config::{MetricSettings, NanStrategy, OutlierStrategy};
 use serde::{Deserialize, Serialize};
 
@@ -82,8 +82,14 @@ pub fn ksigma_outliers(values: &[f64], k: f64) -> Vec<bool> {
         return Vec::new();
     }
     let m = mean(values);
-    let var = values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / values.len() as f64;
-    let sd = var.sqrt();
+    // commons-math `StatUtils.populationVariance`: the corrected two-pass
+    // formula, divided by n.
+    let n = values.len() as f64;
+    let (sum_sq, sum) = values.iter().fold((0.0, 0.0), |(q, s), v| {
+        let d = v - m;
+        (q + d * d, s + d)
+    });
+    let sd = ((sum_sq - sum * sum / n) / n).sqrt();
     values.iter().map(|&v| (v - m).abs() > k * sd).collect()
 }
 
@@ -115,18 +121,13 @@ pub fn describe(values: &[f64]) -> DescriptiveStats {
         return DescriptiveStats::default();
     }
     let m = mean(values);
-    let n = values.len();
-    let std = if n > 1 {
-        (values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1) as f64).sqrt()
-    } else {
-        0.0
-    };
     DescriptiveStats {
-        count: n,
+        count: values.len(),
         mean: m,
         min: values.iter().copied().fold(f64::INFINITY, f64::min),
         max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        std,
+        // `sqrt(StatUtils.variance)`, as Kayenta's `DescriptiveStatistics.std`.
+        std: sample_variance(values).sqrt(),
     }
 }
 

@@ -182,7 +182,9 @@ fn group_scores(active: &[&ScoredMetric]) -> Vec<GroupScore> {
             } else {
                 GroupScore {
                     name,
-                    score: 100.0 * pass as f64 / counted as f64,
+                    // Kayenta's order of operations, `(pass / total) · 100`:
+                    // 1 of 3 gives 33.33333333333333, not 100/3's …336.
+                    score: (pass as f64 / counted as f64) * 100.0,
                     no_data: false,
                 }
             }
@@ -206,7 +208,7 @@ fn weighted_sum(groups: &[GroupScore], weights: &BTreeMap<String, f64>) -> f64 {
         .map(|g| {
             let weight = weights.get(&g.name).copied().unwrap_or(share);
             let effective = if g.no_data { 100.0 } else { g.score };
-            effective * weight / 100.0
+            effective * (weight / 100.0)
         })
         .sum();
     round_half_up_2dp(sum)
@@ -357,6 +359,25 @@ mod tests {
         assert_eq!(r.group_scores[1].score, 50.0);
         assert_eq!(r.score, 25.0);
         assert_eq!(r.classification, ScoreClassification::Fail);
+    }
+
+    /// Group scores are reported unrounded, so the floating-point order of
+    /// Kayenta's `WeightedSumScorer.calculateGroupScore` matters.
+    #[test]
+    fn group_scores_have_kayentas_last_digits() {
+        let r = score(
+            &[
+                m(Label::Pass, &["g"]),
+                m(Label::High, &["g"]),
+                m(Label::Low, &["g"]),
+            ],
+            &BTreeMap::new(),
+            T,
+        );
+        assert_eq!(r.group_scores[0].score, 33.33333333333333);
+        assert_ne!(r.group_scores[0].score, 100.0 / 3.0);
+        // Kayenta ScorerSuite "One Group, Three Metrics": 33.33.
+        assert_eq!(r.score, 33.33);
     }
 
     #[test]
