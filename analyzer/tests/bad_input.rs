@@ -4,7 +4,7 @@
 //! mis-typed, non-UTF-8 or injecting request is a 4xx with a one-line
 //! message, and nothing is recorded: no look, no run, no promote.
 //!
-//! Unknown JSON fields are accepted on purpose (contracts.md F-05: Flagger
+//! Unknown JSON fields are accepted on purpose (docs/controllers.md F-05: Flagger
 //! and Argo may add fields); duplicate fields, wrong types and non-string
 //! metadata values are refused.
 

@@ -1,5 +1,5 @@
 //! Verdict as Argo Rollouts' `web` provider sees it, against a real
-//! Prometheus holding a known rollout (contracts.md §2.3-2.4, cases A-01 to
+//! Prometheus holding a known rollout (docs/controllers.md §2.3-2.4, cases A-01 to
 //! A-11 where they apply to Verdict's JSON, X-01, X-02).
 //!
 //! The reference template reads `{$.decision}` with `successCondition:

@@ -1,5 +1,5 @@
 //! Verdict as Flagger sees it: webhooks against a daemon that queries a real
-//! Prometheus holding a known rollout (contracts.md §1.3-1.5, cases F-01 to
+//! Prometheus holding a known rollout (docs/controllers.md §1.3-1.5, cases F-01 to
 //! F-15, X-02). Every test has its own Prometheus and daemon; the daemon's
 //! clock is pinned to the data (see `support::daemon`).
 //!

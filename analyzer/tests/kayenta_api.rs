@@ -1,5 +1,5 @@
 //! Verdict as Argo Rollouts' `kayenta` provider and Kayenta users see it
-//! (kayenta.md §3, contracts.md §2.7, cases K-01 to K-05), against a real
+//! (docs/api.md "Kayenta's API", docs/controllers.md §2.7, cases K-01 to K-05), against a real
 //! Prometheus holding a known rollout.
 //!
 //! [`argo_measurement`] replays the provider's exact requests

@@ -1,4 +1,4 @@
-//! Every case of `shared/reference/kayenta_vectors.json` and of
+//! Every case of `fixtures/reference/kayenta_vectors.json` and of
 //! `fixtures/reference/kayenta_source_cases.json` (the Kayenta judge tests
 //! and source values the shared file lacks), iterated generically per
 //! section, plus the example canary configs under `fixtures/kayenta/`.

@@ -1,4 +1,4 @@
-//! Argo Rollouts' `web` metric provider (contracts.md §2.3): `GET` or `POST`
+//! Argo Rollouts' `web` metric provider (docs/controllers.md §2.3): `GET` or `POST`
 //! `/v1/argo/{analysis}` with the run's identity in the query string or a
 //! JSON body (`jsonBody`), answered with 200 and a JSON decision:
 //!
@@ -12,16 +12,17 @@
 //! Inconclusive. Regressions are 200 (a non-2xx is an Argo *Error*, tolerated
 //! four times); non-2xx means a malformed request (400), an unknown analysis
 //! (404), or a metric backend that answered nothing at all (503, so that
-//! Argo's consecutive-error limit applies, contracts.md A-11).
+//! Argo's consecutive-error limit applies, docs/controllers.md A-11).
 //!
 //! With `format=text` the body is just the decision word (`text/plain`), for
-//! templates without `jsonPath` (contracts.md A-05).
+//! templates without `jsonPath` (docs/controllers.md A-05).
 //!
 //! Parameters: `run` (an explicit run id) or `namespace` + `rollout` +
 //! `canary-hash` (the run is those, plus `phase`); `stable-hash`, `phase`
 //! (`step`, `background`, `pre-promotion`, `post-promotion`), `weight` and any
 //! other argument become template variables.
 
+use super::Json;
 use super::{check_var_name, parse_weight, ApiError, AppState};
 use crate::config::template::{validate_k8s_name, validate_token};
 use crate::engine::run::{Look, RunKey};
@@ -31,7 +32,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use verdict_judges::decision::Action;

@@ -1,4 +1,4 @@
-//! Kayenta's REST API (kayenta.md §3), for Argo Rollouts' `kayenta` provider
+//! Kayenta's REST API (docs/api.md "Kayenta's API"; docs/controllers.md §2.7), for Argo Rollouts' `kayenta` provider
 //! and Kayenta users' scripts: thin handlers over [`crate::kayenta_api`].
 //!
 //! * `GET /canaryConfig` (`application`, `configurationAccountName` tolerated),
@@ -17,6 +17,7 @@
 //! Errors are Spring's JSON error shape, `{"status", "error", "message"}`,
 //! the message on one line.
 
+use super::Json;
 use super::{one_line, AppState};
 use crate::kayenta_api::model::{
     AdhocExecutionRequest, CanaryConfigIdResponse, CanaryExecutionResponse, ExecutionParams,
@@ -28,7 +29,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use verdict_judges::kayenta::config::CanaryConfig;

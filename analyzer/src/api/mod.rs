@@ -30,6 +30,32 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// A JSON answer written with Verdict's conventions ([`crate::json`]): a
+/// non-finite float is a string, never a `null` that cannot be read back.
+/// Used in place of `axum::Json` for every body the API writes.
+#[derive(Debug, Clone)]
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        match crate::json::to_vec(&self.0) {
+            Ok(body) => (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            Err(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot encode the answer: {e}"),
+            )
+                .into_response(),
+        }
+    }
+}
+
 /// Largest request body accepted (webhook payloads are a few hundred bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 

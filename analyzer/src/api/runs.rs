@@ -3,13 +3,14 @@
 //! explained, its Flagger events and notifications). Thin over
 //! [`crate::store::Store`]; the shapes are documented in docs/api.md.
 
+use super::Json;
 use super::{ApiError, AppState};
 use crate::store::{RunFilter, StoreError};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde::Deserialize;
 use verdict_judges::decision::Action;
 

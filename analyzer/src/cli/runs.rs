@@ -121,7 +121,7 @@ pub fn run(args: &RunsArgs) -> i32 {
 }
 
 fn json(value: &impl serde::Serialize) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
+    crate::json::to_string_pretty(value).unwrap_or_default()
 }
 
 /// A unix time as `YYYY-MM-DD HH:MM:SS` UTC.

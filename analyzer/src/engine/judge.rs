@@ -45,19 +45,26 @@ impl JudgeContext {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ArmSummary {
+    // Field adapters, since serde reads a tagged enum's fields from a
+    // buffer that the store's codec cannot reach (crate::json).
     Points {
         count: usize,
+        #[serde(with = "crate::json::float")]
         mean: f64,
+        #[serde(with = "crate::json::float")]
         min: f64,
+        #[serde(with = "crate::json::float")]
         max: f64,
     },
     Counts {
         errors: u64,
         total: u64,
+        #[serde(with = "crate::json::float")]
         rate: f64,
     },
     Buckets {
         total: u64,
+        #[serde(with = "crate::json::bucket_bounds")]
         le: Vec<f64>,
         counts: Vec<u64>,
     },

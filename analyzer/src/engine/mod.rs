@@ -465,7 +465,7 @@ impl Engine {
 
     /// How long a handler waits for a look before answering "cannot judge".
     /// Under 5 s so that a webhook with Flagger's common `timeout: 5s` gets
-    /// an answer (contracts.md F-14), leaving room for the HTTP round trip.
+    /// an answer (docs/controllers.md F-14), leaving room for the HTTP round trip.
     pub fn answer_budget() -> Duration {
         Duration::from_millis(4500)
     }

@@ -137,7 +137,8 @@ pub fn judge_pairs(
             groups: metric.groups.clone(),
             experiment_metadata: Some(stats(&c.experiment)),
             control_metadata: Some(stats(&c.control)),
-            result_metadata: Some(json!({"ratio": number(c.deviation)})),
+            // Kayenta's ratio is NaN where a mean is zero (its UI shows "N/A").
+            result_metadata: Some(json!({"ratio": number(c.mean_ratio.unwrap_or(f64::NAN))})),
             critical: c.critical,
             muted: settings.muted,
         });

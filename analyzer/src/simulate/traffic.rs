@@ -25,7 +25,7 @@
 //! **increments**, and the Kayenta baseline the Prometheus-like points
 //! `rate(x[window])` evaluated at **every sub-step** (a range query with
 //! step = one sub-step and a window of `window_substeps`): overlapping
-//! windows, as in statistics notes §6.1.
+//! windows, as in docs/statistics/simulation.md ("Reading").
 
 use super::rng::Rng;
 

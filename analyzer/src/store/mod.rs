@@ -388,14 +388,15 @@ pub fn config_hash(config: &impl std::fmt::Debug) -> String {
     format!("{hash:016x}")
 }
 
-/// Text of a value for a JSON column.
+/// Text of a value for a JSON column, non-finite floats included
+/// ([`crate::json::to_string`]): what is written can be read back.
 fn to_json(value: &impl Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
+    crate::json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
 }
 
-/// A value from a JSON column.
+/// A value from a JSON column, as [`to_json`] or an older version wrote it.
 fn from_json<T: for<'de> Deserialize<'de>>(what: &str, text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+    crate::json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
 /// A decision read back from its `as_str` spelling.

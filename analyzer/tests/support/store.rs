@@ -1,6 +1,8 @@
 //! Scenarios shared by the SQLite and PostgreSQL store tests: an engine
-//! over exact in-memory series (a sequential counter judge, whose state
-//! must survive a restart), and checks that hold for every backend.
+//! over exact in-memory series (sequential counter and histogram judges,
+//! whose state must survive a restart; a histogram's looks hold its
+//! `le = +Inf` bound, which must read back), and checks that hold for
+//! every backend.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
@@ -13,8 +15,8 @@ use verdict::source::{Sample, Series};
 use verdict::store::Store;
 use verdict::telemetry::Telemetry;
 
-/// An analysis with one sequential counter metric (the e-process state is
-/// part of the run) and a gauge-free decision.
+/// An analysis with a sequential counter and a sequential histogram metric
+/// (the e-process states are part of the run) and a gauge-free decision.
 pub const CONFIG: &str = r#"
 analyses:
   web:
@@ -28,10 +30,20 @@ analyses:
         judge: sequential
         canary: {errors: 'err{arm="canary"}', total: 'req{arm="canary"}'}
         baseline: {errors: 'err{arm="primary"}', total: 'req{arm="primary"}'}
+      - name: latency
+        kind: histogram
+        judge: sequential
+        slow_above: 0.25
+        canary: 'sum by (le) (lat_bucket{arm="canary"})'
+        baseline: 'sum by (le) (lat_bucket{arm="primary"})'
 "#;
 
 /// Cumulative counter at `rate` per second, sampled every 15 s from 0.
 fn counter(rate: f64) -> Vec<Series> {
+    vec![cumulative(rate, Default::default())]
+}
+
+fn cumulative(rate: f64, labels: std::collections::BTreeMap<String, String>) -> Series {
     let samples = (0..=2000)
         .map(|i| {
             let t = 15.0 * i as f64;
@@ -41,10 +53,17 @@ fn counter(rate: f64) -> Vec<Series> {
             }
         })
         .collect();
-    vec![Series {
-        labels: Default::default(),
-        samples,
-    }]
+    Series { labels, samples }
+}
+
+/// A cumulative histogram: `rates` per second at or below each bound of
+/// 0.1, 0.25, 0.5 and +Inf.
+fn histogram(rates: [f64; 4]) -> Vec<Series> {
+    ["0.1", "0.25", "0.5", "+Inf"]
+        .iter()
+        .zip(rates)
+        .map(|(le, rate)| cumulative(rate, [("le".to_string(), le.to_string())].into()))
+        .collect()
 }
 
 /// A canary slightly worse than its baseline: the evidence builds up over
@@ -56,6 +75,14 @@ pub fn source() -> MemorySource {
     s.insert(r#"req{arm="canary"}"#, counter(2.0));
     s.insert(r#"err{arm="primary"}"#, counter(0.06));
     s.insert(r#"req{arm="primary"}"#, counter(2.0));
+    s.insert(
+        r#"sum by (le) (lat_bucket{arm="canary"})"#,
+        histogram([1.0, 1.6, 1.85, 2.0]),
+    );
+    s.insert(
+        r#"sum by (le) (lat_bucket{arm="primary"})"#,
+        histogram([1.0, 1.7, 1.9, 2.0]),
+    );
     s
 }
 
@@ -121,8 +148,8 @@ pub async fn restart_resumes_identically(
     for n in 1..=restart_after {
         let got = look(&a, n).await;
         assert_eq!(
-            serde_json::to_value(&got).unwrap(),
-            serde_json::to_value(&expected[n - 1]).unwrap()
+            verdict::json::to_string(&got).unwrap(),
+            verdict::json::to_string(&expected[n - 1]).unwrap()
         );
     }
     drop(a);
@@ -131,16 +158,25 @@ pub async fn restart_resumes_identically(
         let got = look(&b, n).await;
         assert_eq!(got.number, n, "numbering continues after the restart");
         assert_eq!(
-            serde_json::to_value(&got).unwrap(),
-            serde_json::to_value(&expected[n - 1]).unwrap(),
+            verdict::json::to_string(&got).unwrap(),
+            verdict::json::to_string(&expected[n - 1]).unwrap(),
             "look {n} after a restart differs from the uninterrupted run"
         );
     }
+    assert!(
+        matches!(
+            &expected[total - 1].metrics[1].canary,
+            Some(verdict::engine::judge::ArmSummary::Buckets { le, .. })
+                if le.last() == Some(&f64::INFINITY)
+        ),
+        "the scenario judges a histogram with its +Inf bucket: {:?}",
+        expected[total - 1].metrics[1]
+    );
     // Without the stored state the same look is judged differently.
     let amnesiac = look(&engine(None), restart_after + 1).await;
     assert_ne!(
-        serde_json::to_value(&amnesiac.metrics[0].statistics).unwrap(),
-        serde_json::to_value(&expected[restart_after].metrics[0].statistics).unwrap(),
+        verdict::json::to_string(&amnesiac.metrics[0].statistics).unwrap(),
+        verdict::json::to_string(&expected[restart_after].metrics[0].statistics).unwrap(),
         "the scenario must depend on the carried state"
     );
 }

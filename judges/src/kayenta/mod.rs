@@ -8,7 +8,7 @@
 //! (`Pass`, `High`, `Low`, `Nodata`, `NodataFailMetric`, `Error`), **the same
 //! critical flags** and **the same canary score and classification** as
 //! Kayenta's `NetflixACAJudge-v1.0`. Every label and score asserted by
-//! Kayenta's own test-suite (`shared/reference/kayenta_vectors.json`) is
+//! Kayenta's own test-suite (`fixtures/reference/kayenta_vectors.json`) is
 //! reproduced exactly.
 //!
 //! Parity does **not** extend to the last digits of Kayenta's interval and

@@ -1,6 +1,6 @@
 //! Bucket-label e-process: an anytime-valid test that canary and baseline
 //! requests fall into outcome buckets with the same probabilities, computed
-//! from per-bucket counter increments only (statistics notes §5.6 a).
+//! from per-bucket counter increments only (docs/statistics/sequential.md).
 //!
 //! # Model
 //!

@@ -1,5 +1,5 @@
 //! Gamma-Poisson e-process for two event counts with **equal exposure**
-//! (statistics notes §5.6 c; the gamma mixture of Lindon and Kallus 2024).
+//! (docs/statistics/sequential.md; the gamma mixture of Lindon and Kallus 2024).
 //!
 //! # Statistic
 //!

@@ -1,5 +1,5 @@
 //! Mixture SPRT (mSPRT) and normal-mixture confidence sequence for a
-//! difference of means or of proportions (statistics notes §5.5).
+//! difference of means or of proportions (docs/statistics/sequential.md).
 //!
 //! # Model
 //!

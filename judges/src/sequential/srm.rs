@@ -1,6 +1,6 @@
 //! Sample-ratio-mismatch (SRM) check: is traffic split across the arms in the
 //! configured proportions? A Dirichlet-multinomial Bayes factor against a
-//! known split (Lindon and Malek 2022; statistics notes §5.6 b).
+//! known split (Lindon and Malek 2022; docs/statistics/sequential.md).
 //!
 //! # Statistic
 //!

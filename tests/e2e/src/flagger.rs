@@ -1,5 +1,5 @@
 //! A rollout controller that plays Flagger's part, as
-//! `../shared/research/contracts.md` §1 describes it (progressive canary
+//! `docs/controllers.md` §1 describes it (progressive canary
 //! strategy, `spec.analysis.stepWeights`), against real webhook receivers.
 //!
 //! One [`Rollout`] is one Canary object's analysis of one revision. Every

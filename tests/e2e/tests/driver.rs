@@ -1,5 +1,5 @@
 //! The Flagger driver against a local receiver whose answers the test
-//! chooses: Flagger's reading of statuses and timeouts (contracts.md §1.4,
+//! chooses: Flagger's reading of statuses and timeouts (docs/controllers.md §1.4,
 //! §1.5), without Verdict or Prometheus.
 
 use axum::http::StatusCode;
