@@ -120,7 +120,7 @@ async fn healthy_canary_passes_every_look_and_the_gates_open() {
         assert_eq!(t.rollback.status, 404, "at {at}: {t:#?}");
         assert_eq!(t.rollout.status, 200, "at {at}: {t:#?}");
         assert!(
-            t.rollout.body.starts_with("healthy: score 100.00"),
+            t.rollout.body.starts_with("promote: score 100.00"),
             "{t:#?}"
         );
         assert_eq!(t.confirm_promotion.status, 200, "at {at}: {t:#?}");
@@ -175,7 +175,7 @@ async fn error_spike_aborts_by_both_counter_judges() {
     assert_aborts(&t);
     let why = &t.rollback.body;
     assert!(
-        why.contains("errors is high: anytime-valid test rejects"),
+        why.contains("errors is high: anytime-valid test shows the canary's error odds"),
         "{why}"
     );
     assert!(why.contains("error-rate is high: canary rate"), "{why}");

@@ -132,7 +132,7 @@ async fn looks_are_committed_with_their_explanation() {
     let numbers: Vec<usize> = detail.looks.iter().map(|l| l.number).collect();
     assert_eq!(numbers, vec![1, 2, 3]);
     let m = &detail.looks[2].metrics[0];
-    assert_eq!(m.statistics["test"], "bucket-label-e-process");
+    assert_eq!(m.statistics["test"], "conditional-odds-ratio-e-process");
     assert_eq!(run.decision, Some(detail.looks[2].decision.action));
     // Closing ends the run; the next look starts a new one.
     assert!(

@@ -7,11 +7,15 @@
 //! 1. **abort** when a critical metric regressed (High or Low): it aborts alone;
 //! 2. **inconclusive** when any metric could not be judged (query error,
 //!    broken data): an error is never a promote and never a silent pass;
-//! 3. **abort** when the score is below `marginal` and every metric has
-//!    enough data for its verdict to count;
+//! 3. **abort** (fail fast) when no further data can save the step: the
+//!    score it would have if every metric still short of data passed (its
+//!    *ceiling*) is below `marginal`. With enough data everywhere the
+//!    ceiling is the score itself;
 //! 4. **promote** when the score reaches `pass`, every metric has enough
 //!    data (no "no data" anywhere) and the minimum duration has passed;
-//! 5. **continue** otherwise: not enough evidence yet, either way;
+//! 5. **continue** otherwise: not enough evidence yet, either way. When a
+//!    metric is shown regressed but the rule still waits, the first reason
+//!    says so and what the score can still reach;
 //! 6. but when the rollout step's time budget has run out and the look would
 //!    still continue, the configured [`UndecidedAction`] instead (abort, or
 //!    inconclusive to hand the step to a human): a step never waits forever,
@@ -193,16 +197,28 @@ pub fn decide(outcomes: &[MetricOutcome], policy: &DecisionPolicy) -> Decision {
         .filter(regressed)
         .map(|o| describe(&o.scored))
         .collect();
-    if result.score < policy.thresholds.marginal && all_enough {
-        reasons.insert(
-            0,
+    let ceiling = ceiling(outcomes, policy);
+    if ceiling < policy.thresholds.marginal {
+        let why = if all_enough {
             format!(
                 "score {:.2} is below marginal {}",
                 result.score, policy.thresholds.marginal
-            ),
-        );
+            )
+        } else {
+            format!(
+                "score {:.2} is below marginal {} and cannot recover: at most {:.2} even if every \
+                 metric still short of data passed",
+                result.score, policy.thresholds.marginal, ceiling
+            )
+        };
+        reasons.insert(0, why);
         return make(Action::Abort, reasons);
     }
+    let shown: Vec<&str> = active
+        .iter()
+        .filter(regressed)
+        .map(|o| o.scored.name.as_str())
+        .collect();
 
     let no_data: Vec<&&MetricOutcome> = active
         .iter()
@@ -239,6 +255,20 @@ pub fn decide(outcomes: &[MetricOutcome], policy: &DecisionPolicy) -> Decision {
             result.score, policy.thresholds.marginal, policy.thresholds.pass
         ));
     }
+    if !shown.is_empty() {
+        // Said first: a regression is the news, whatever the rule waits on.
+        reasons.insert(
+            0,
+            format!(
+                "regression shown in {}; not an abort yet: the score can still reach {:.2} \
+                 (marginal {}, pass {})",
+                shown.join(", "),
+                ceiling,
+                policy.thresholds.marginal,
+                policy.thresholds.pass
+            ),
+        );
+    }
     match policy.step_budget.filter(StepBudget::exhausted) {
         Some(budget) => {
             reasons.insert(
@@ -254,6 +284,23 @@ pub fn decide(outcomes: &[MetricOutcome], policy: &DecisionPolicy) -> Decision {
         }
         None => make(Action::Continue, reasons),
     }
+}
+
+/// The score the look would have if every metric still short of data
+/// (its minimum not met, or no data yet) turned out a pass: the most
+/// further data can bring. Metrics with enough data keep their label.
+fn ceiling(outcomes: &[MetricOutcome], policy: &DecisionPolicy) -> f64 {
+    let hoped: Vec<ScoredMetric> = outcomes
+        .iter()
+        .map(|o| {
+            let mut m = o.scored.clone();
+            if !o.enough_data && m.label != Label::Error {
+                m.label = Label::Pass;
+            }
+            m
+        })
+        .collect();
+    score(&hoped, &policy.group_weights, policy.thresholds).score
 }
 
 #[cfg(test)]
@@ -344,17 +391,57 @@ mod tests {
     }
 
     #[test]
-    fn a_low_score_aborts_only_with_enough_data() {
+    fn a_low_score_aborts_as_soon_as_no_further_data_can_save_it() {
         let m = [
             metric("a", Label::High, false, true),
             metric("b", Label::Pass, false, true),
         ];
         assert_eq!(decide(&m, &policy()).action, Action::Abort);
+        // b is short of data, but even passing it leaves the score at 50.
         let m = [
             metric("a", Label::High, false, true),
             metric("b", Label::Pass, false, false),
         ];
-        assert_eq!(decide(&m, &policy()).action, Action::Continue);
+        let d = decide(&m, &policy());
+        assert_eq!(d.action, Action::Abort);
+        assert!(
+            d.reasons[0].contains("cannot recover: at most 50.00"),
+            "{:?}",
+            d.reasons
+        );
+        // Three metrics still short of data could bring it to 75: wait, and
+        // say that a regression is shown.
+        let m = [
+            metric("a", Label::High, false, true),
+            metric("b", Label::Pass, false, false),
+            metric("c", Label::Nodata, false, false),
+            metric("d", Label::Pass, false, false),
+        ];
+        let d = decide(&m, &policy());
+        assert_eq!(d.action, Action::Continue);
+        assert!(
+            d.reasons[0].starts_with(
+                "regression shown in a; not an abort yet: the score can still reach 75.00"
+            ),
+            "{:?}",
+            d.reasons
+        );
+    }
+
+    #[test]
+    fn a_regression_short_of_data_does_not_abort_alone() {
+        // A High that more data may overturn counts as hoped-for in the ceiling.
+        let m = [
+            metric("a", Label::High, false, false),
+            metric("b", Label::Pass, false, true),
+        ];
+        let d = decide(&m, &policy());
+        assert_eq!(d.action, Action::Continue);
+        assert!(
+            d.reasons[0].starts_with("regression shown in a"),
+            "{:?}",
+            d.reasons
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Flagger webhooks (contracts.md §1): one route per analysis and hook type,
+//! Flagger webhooks (docs/controllers.md §1): one route per analysis and hook type,
 //! `POST /v1/flagger/{analysis}/{hook}`, with Flagger's payload as it sends it.
 //!
 //! Flagger passes a hook when the status is at most 202 and fails it
@@ -8,12 +8,21 @@
 //! | hook | promote | continue | abort | inconclusive (error) |
 //! |---|---|---|---|---|
 //! | `pre-rollout`, `rollout` | 200 | 200 | 409 | 424 |
-//! | `confirm-traffic-increase`, `confirm-promotion` | 200 | 423 | 409 | 424 |
+//! | `confirm-traffic-increase` | 200 | 423, but 200 while the canary has had no traffic | 409 | 424 |
+//! | `confirm-promotion` | 200 | 423 | 409 | 424 |
 //! | `rollback` | 404 | 404 | **200** | 404 |
 //! | `confirm-rollout`, `post-rollout`, `event` | 200, no look | | | |
 //!
+//! Flagger calls `confirm-traffic-increase` before every weight increase,
+//! the first one from weight 0 included, when the canary cannot have had
+//! any request yet: that gate opens while the canary has had no traffic in
+//! the run's window and the baseline has (so the queries work). From then
+//! on it holds until the decision is promote, so the weight moves on only
+//! once the evidence is in, and never while a metric is shown regressed.
+//!
 //! A rollout check that cannot be judged fails (fail closed, counted toward
 //! Flagger's threshold); a rollback is only ever requested on evidence.
+//! Every body starts with the decision (`promote`, `continue`, ...).
 
 use super::{check_var_name, one_line, parse_weight, ApiError, AppState};
 use crate::config::template::{validate_k8s_name, validate_token};
@@ -215,7 +224,20 @@ async fn handle(
 async fn look_and_answer(engine: &Engine, hook: HookType, request: LookRequest) -> Response {
     match tokio::time::timeout(Engine::answer_budget(), engine.look(request)).await {
         Ok(Ok(look)) => {
-            let (status, text) = respond(hook, &look.decision);
+            let (status, text) = if hook == HookType::ConfirmTrafficIncrease
+                && look.decision.action == Action::Continue
+                && look.canary_idle()
+            {
+                (
+                    StatusCode::OK,
+                    format!(
+                        "open: the canary has had no traffic yet (the first increase); {}",
+                        look.decision.summary()
+                    ),
+                )
+            } else {
+                respond(hook, &look.decision)
+            };
             (status, one_line(&text)).into_response()
         }
         Ok(Err(e)) => ApiError::from(e).into_response(),
@@ -244,10 +266,13 @@ pub fn respond(hook: HookType, decision: &Decision) -> (StatusCode, String) {
             StatusCode::FAILED_DEPENDENCY,
             format!("cannot judge: {why}"),
         ),
-        (HookType::PreRollout | HookType::Rollout, _) => {
-            (StatusCode::OK, format!("healthy: {why}"))
-        }
         (_, Action::Promote) => (StatusCode::OK, format!("promote: {why}")),
-        (_, Action::Continue) => (StatusCode::LOCKED, format!("waiting for evidence: {why}")),
+        // A rollout check passes while the evidence builds up; the gates
+        // hold the weight instead (a failed check would count toward a
+        // rollback that nothing has shown to be needed).
+        (HookType::PreRollout | HookType::Rollout, Action::Continue) => {
+            (StatusCode::OK, format!("continue: {why}"))
+        }
+        (_, Action::Continue) => (StatusCode::LOCKED, format!("continue: {why}")),
     }
 }

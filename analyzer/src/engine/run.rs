@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use verdict_judges::decision::Decision;
+use verdict_judges::kayenta::classifier::Label;
 
 /// Who asked, and for which rollout.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -74,6 +75,22 @@ pub struct Look {
     pub weight: Option<f64>,
     pub metrics: Vec<MetricVerdict>,
     pub decision: Decision,
+}
+
+impl Look {
+    /// Whether the canary has had no traffic in the look's whole window
+    /// while the baseline has: no metric has canary data (every one is "no
+    /// data"), and some metric has baseline data, so the queries work. The
+    /// window reaches back to the run's start, so this holds only before
+    /// the canary's first request.
+    pub fn canary_idle(&self) -> bool {
+        !self.metrics.is_empty()
+            && self.metrics.iter().all(|m| {
+                m.canary.is_none()
+                    && matches!(m.classification, Label::Nodata | Label::NodataFailMetric)
+            })
+            && self.metrics.iter().any(|m| m.baseline.is_some())
+    }
 }
 
 /// One rollout under analysis.

@@ -1,11 +1,23 @@
-//! The sequential judge: an anytime-valid bucket-label e-process per metric,
-//! whose state lives in the run and absorbs each look's new requests.
+//! The sequential judge: an anytime-valid conditional odds-ratio e-process
+//! per metric, whose state lives in the run and absorbs each look's new
+//! requests (docs/statistics/sequential.md).
 //!
 //! Every look fetches the run's whole window, so the arms arrive as
 //! cumulative counts; the increments since the previous look are what the
-//! e-process absorbs. When the canary weight changes (a new rollout step),
-//! the process starts a new segment with the new expected share, and the
-//! evidence of finished segments carries over (statistics.md §5.6).
+//! e-process absorbs, as one 2×2 table of bad/good × canary/baseline
+//! requests. Conditioning each table on its margins makes the test valid
+//! whatever share of traffic the canary had in that look: Flagger and Argo
+//! never send the weight, and the weight changes at every step. A look in
+//! which an arm had no traffic carries no evidence and starts nothing.
+//!
+//! "Bad" is a counter's errors, or a histogram's slow buckets (`le >
+//! slow_above`; without `slow_above`, the buckets above the pooled median
+//! of the first look with traffic, fixed from then on).
+//!
+//! When the weight is known (a schedule, or a weight passed in), the
+//! traffic split is also checked against it; a look that starts a new
+//! weight cannot check it (its increments reach back before the change),
+//! nor promote.
 
 use super::fetch::ArmData;
 use super::judge::{JudgeContext, MetricVerdict};
@@ -14,12 +26,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use verdict_judges::kayenta::classifier::Label;
 use verdict_judges::sequential::{
-    tuned_tau2, BucketLabelConfig, BucketLabelEProcess, MixtureConfig,
-    ProportionDifferenceSequence, SampleRatioMismatch, SrmConfig,
+    tuned_tau2, MixtureConfig, OddsRatioConfig, OddsRatioEProcess, OddsRatioLook,
+    ProportionDifferenceSequence, SampleRatioMismatch, Sidedness, SrmConfig, SrmLook,
 };
 
-/// Prior concentration of the per-bucket canary share (the reference value).
-const KAPPA: f64 = 200.0;
+/// Prior scale of the log odds ratio: most weight on odds ratios within
+/// 1/3..3, which is where a regression worth stopping a rollout for sits.
+const TAU: f64 = 1.0;
 
 /// Dirichlet concentration of the traffic-split check (the reference value).
 const SRM_CONCENTRATION: f64 = 100.0;
@@ -27,17 +40,21 @@ const SRM_CONCENTRATION: f64 = 100.0;
 /// One metric's sequential state within a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SequentialState {
-    process: BucketLabelEProcess,
+    /// The conditional test; `None` in a state an older version stored
+    /// (its test was another), which starts a new one at the next look.
+    #[serde(default)]
+    odds: Option<OddsRatioEProcess>,
+    /// Which buckets are bad, fixed at the first look with traffic.
+    #[serde(default)]
+    bad: Option<Vec<bool>>,
     last_canary: Vec<u64>,
     last_baseline: Vec<u64>,
-    rho0: f64,
     weight: Option<f64>,
-    /// Traffic-split check against the configured weight, when one is known.
+    /// Traffic-split check against the weight, when one is known.
     srm: Option<SampleRatioMismatch>,
     /// Metrics with a `margin`: a confidence sequence on the difference of
-    /// the tracked rate ([`tracked_buckets`]), so promotion needs
-    /// non-inferiority shown, not merely no harm found (the e-process alone
-    /// lets small regressions through: docs/statistics/simulation.md).
+    /// the bad rate, so promotion needs non-inferiority shown, not merely
+    /// no harm found (docs/statistics/simulation.md).
     non_inferiority: Option<ProportionDifferenceSequence>,
 }
 
@@ -72,63 +89,150 @@ fn split_check(weight: Option<f64>, alpha: f64) -> Option<SampleRatioMismatch> {
 /// Buckets of an arm: `[errors, rest]` for counters, per-`le` counts for histograms.
 fn buckets(data: &ArmData) -> Option<Vec<u64>> {
     match data {
-        ArmData::Counts { errors, total } => Some(vec![*errors, total - errors]),
+        ArmData::Counts { errors, total } => Some(vec![*errors, total.saturating_sub(*errors)]),
         ArmData::Buckets { counts, .. } => Some(counts.clone()),
         ArmData::Points { .. } => None,
     }
 }
 
-/// The buckets whose share the non-inferiority sequence tracks: a
-/// counter's errors, a histogram's slow buckets (`le > slow_above`).
-fn tracked_buckets(metric: &Metric, data: &ArmData) -> Option<Vec<bool>> {
+/// The bad buckets: a counter's errors; a histogram's buckets above
+/// `slow_above`, or else above the median of `pooled` (canary + baseline
+/// requests per bucket), which depends only on the table margins.
+fn bad_buckets(metric: &Metric, data: &ArmData, pooled: &[u64]) -> Vec<bool> {
     match data {
-        ArmData::Counts { .. } => Some(vec![true, false]),
-        ArmData::Buckets { le, .. } => {
-            let slow_above = metric.config.slow_above?;
-            Some(le.iter().map(|&le| le > slow_above).collect())
-        }
-        ArmData::Points { .. } => None,
+        ArmData::Buckets { le, .. } => match metric.config.slow_above {
+            Some(slow_above) => le.iter().map(|&le| le > slow_above).collect(),
+            None => {
+                let total: u64 = pooled.iter().sum();
+                let mut below = 0u64;
+                pooled
+                    .iter()
+                    .map(|&n| {
+                        let bad = 2 * below >= total && total > 0;
+                        below += n;
+                        bad
+                    })
+                    .collect()
+            }
+        },
+        _ => vec![true, false],
     }
 }
 
-/// What the tracked buckets are, in words.
-fn tracked_name(data: &ArmData) -> &'static str {
+/// What the bad buckets are, in words.
+fn bad_name(data: &ArmData) -> &'static str {
     match data {
         ArmData::Buckets { .. } => "slow-request",
         _ => "error",
     }
 }
 
-/// Requests in the tracked buckets.
-fn tracked(mask: &[bool], counts: &[u64]) -> u64 {
-    mask.iter()
+/// Requests in the bad buckets, and in all.
+fn bad_and_total(mask: &[bool], counts: &[u64]) -> (u64, u64) {
+    let bad = mask
+        .iter()
         .zip(counts)
         .filter(|(m, _)| **m)
         .map(|(_, c)| c)
-        .sum()
+        .sum();
+    (bad, counts.iter().sum())
 }
 
-/// Which buckets are harmful when they gain canary share.
-fn harmful_mask(metric: &Metric, data: &ArmData, n: usize) -> Option<Vec<bool>> {
-    let direction = metric.config.direction;
-    match data {
-        ArmData::Counts { .. } => match direction {
-            Direction::Increase => Some(vec![true, false]),
-            Direction::Decrease => Some(vec![false, true]),
-            Direction::Either => None,
-        },
-        ArmData::Buckets { le, .. } => {
-            let slow_above = metric.config.slow_above?;
-            let slow: Vec<bool> = le.iter().map(|&le| le > slow_above).collect();
-            match direction {
-                Direction::Increase => Some(slow),
-                Direction::Decrease => Some(slow.into_iter().map(|s| !s).collect()),
-                Direction::Either => None,
-            }
-            .filter(|m| m.len() == n)
-        }
-        ArmData::Points { .. } => None,
+fn sidedness(direction: Direction) -> Sidedness {
+    match direction {
+        Direction::Increase => Sidedness::Greater,
+        Direction::Decrease => Sidedness::Less,
+        Direction::Either => Sidedness::TwoSided,
     }
+}
+
+/// Checks that both arms have the same buckets; the reason when not.
+fn pair_buckets(canary: &ArmData, baseline: &ArmData) -> Result<(Vec<u64>, Vec<u64>), String> {
+    let (Some(c), Some(b)) = (buckets(canary), buckets(baseline)) else {
+        return Err("the sequential judge needs counter or histogram data".into());
+    };
+    if c.len() != b.len() {
+        return Err(format!(
+            "canary has {} buckets, baseline {}: bucket boundaries must match",
+            c.len(),
+            b.len()
+        ));
+    }
+    // Equal counts are not enough: buckets pair by their bounds.
+    if let (ArmData::Buckets { le: cl, .. }, ArmData::Buckets { le: bl, .. }) = (canary, baseline) {
+        if cl != bl {
+            return Err(format!(
+                "canary buckets le={cl:?} do not pair with baseline buckets le={bl:?}: \
+                 bucket boundaries must match"
+            ));
+        }
+    }
+    Ok((c, b))
+}
+
+impl SequentialState {
+    /// A state for `n` buckets at the look's weight.
+    fn new(metric: &Metric, ctx: &JudgeContext, n: usize, baseline_rate: f64) -> Self {
+        let cfg = &metric.config;
+        SequentialState {
+            odds: None,
+            bad: None,
+            last_canary: vec![0; n],
+            last_baseline: vec![0; n],
+            weight: ctx.weight,
+            srm: split_check(ctx.weight, ctx.alpha_per_metric),
+            non_inferiority: (cfg.margin > 0.0)
+                .then(|| rate_sequence(baseline_rate, ctx.min_data.requests, ctx.alpha_per_metric))
+                .flatten(),
+        }
+    }
+
+    /// The conditional test, created on first use.
+    fn odds(&mut self, metric: &Metric, alpha: f64) -> Result<&mut OddsRatioEProcess, String> {
+        if self.odds.is_none() {
+            let config = OddsRatioConfig {
+                alpha,
+                tau: TAU,
+                sidedness: sidedness(metric.config.direction),
+            };
+            self.odds = Some(
+                OddsRatioEProcess::new(config)
+                    .map_err(|e| format!("cannot start the sequential test: {e}"))?,
+            );
+        }
+        Ok(self.odds.as_mut().expect("created above"))
+    }
+
+    /// Moves the remembered cumulative counts to this look's.
+    fn remember(&mut self, c: &[u64], b: &[u64]) {
+        let keep = |now: &[u64], last: &mut Vec<u64>| {
+            *last = now
+                .iter()
+                .zip(last.iter())
+                .map(|(n, l)| (*n).max(*l))
+                .collect();
+        };
+        keep(c, &mut self.last_canary);
+        keep(b, &mut self.last_baseline);
+    }
+}
+
+/// Increments since the previous look (a counter reset is handled by the
+/// source; a count that went down adds nothing).
+fn increments(now: &[u64], last: &[u64]) -> Vec<u64> {
+    now.iter()
+        .zip(last)
+        .map(|(n, l)| n.saturating_sub(*l))
+        .collect()
+}
+
+/// What one look of the sequential judge found.
+struct Findings {
+    look: OddsRatioLook,
+    split: Option<SrmLook>,
+    interval: Option<verdict_judges::sequential::Interval>,
+    shown: Option<bool>,
+    starts_segment: bool,
 }
 
 /// Judges a counter or histogram metric sequentially, updating `state`.
@@ -141,139 +245,92 @@ pub fn judge_sequential(
     state: &mut Option<SequentialState>,
 ) {
     let cfg = &metric.config;
-    let (Some(c), Some(b)) = (buckets(canary), buckets(baseline)) else {
-        v.classification = Label::Error;
-        v.reason = "the sequential judge needs counter or histogram data".into();
-        return;
-    };
-    if c.len() != b.len() {
-        v.classification = Label::Error;
-        v.critical = cfg.critical;
-        v.reason = format!(
-            "canary has {} buckets, baseline {}: bucket boundaries must match",
-            c.len(),
-            b.len()
-        );
-        return;
-    }
-    // Equal counts are not enough: buckets pair by their bounds.
-    if let (ArmData::Buckets { le: cl, .. }, ArmData::Buckets { le: bl, .. }) = (canary, baseline) {
-        if cl != bl {
+    let (c, b) = match pair_buckets(canary, baseline) {
+        Ok(pair) => pair,
+        Err(reason) => {
             v.classification = Label::Error;
             v.critical = cfg.critical;
-            v.reason = format!(
-                "canary buckets le={cl:?} do not pair with baseline buckets le={bl:?}: \
-                 bucket boundaries must match"
-            );
+            v.reason = reason;
             return;
         }
-    }
+    };
     let (ct, bt): (u64, u64) = (c.iter().sum(), b.iter().sum());
     v.enough_data = ct >= ctx.min_data.requests && bt >= ctx.min_data.requests;
-    // The expected canary share: the weight when known, else the first
-    // look's observed share. A wrong value costs power, never validity.
-    let observed_share = ct as f64 / (ct + bt).max(1) as f64;
-    let rho0_for = |weight: Option<f64>| -> f64 {
-        weight
-            .map(|w| w / 100.0)
-            .unwrap_or(observed_share)
-            .clamp(0.001, 0.999)
-    };
-    let fresh = |rho0: f64| {
-        BucketLabelEProcess::new(
-            BucketLabelConfig {
-                rho0,
-                kappa: KAPPA,
-                alpha: ctx.alpha_per_metric,
-                harmful: harmful_mask(metric, canary, c.len()),
-            },
-            c.len(),
-        )
-    };
     if state
         .as_ref()
         .is_some_and(|s| s.last_canary.len() != c.len())
     {
         *state = None; // the histogram's buckets changed: start over
     }
-    // This look starts a segment: the run's first look with data, or a new weight.
+    let findings = match observe(metric, ctx, canary, &c, &b, state) {
+        Ok(f) => f,
+        Err(reason) => {
+            v.classification = Label::Error;
+            v.critical = cfg.critical;
+            v.reason = reason;
+            return;
+        }
+    };
+    if findings.shown.is_some_and(|s| !s) || (findings.interval.is_none() && has_margin(state)) {
+        // Not yet shown to be within the margin: no promotion on this metric.
+        v.enough_data = false;
+    }
+    classify(v, metric, ctx, canary, &findings);
+    explain_split(v, metric, state.as_ref(), &findings);
+    v.statistics = statistics(metric, ctx, state.as_ref(), &findings);
+}
+
+fn has_margin(state: &Option<SequentialState>) -> bool {
+    state.as_ref().is_some_and(|s| s.non_inferiority.is_some())
+}
+
+/// Feeds this look's increments to the state's tests.
+fn observe(
+    metric: &Metric,
+    ctx: &JudgeContext,
+    canary: &ArmData,
+    c: &[u64],
+    b: &[u64],
+    state: &mut Option<SequentialState>,
+) -> Result<Findings, String> {
+    let cfg = &metric.config;
     let starts_segment = state
         .as_ref()
         .is_none_or(|s| ctx.weight.is_some() && ctx.weight != s.weight);
-    if state.is_none() {
-        let rho0 = rho0_for(ctx.weight);
-        match fresh(rho0) {
-            Ok(process) => {
-                *state = Some(SequentialState {
-                    process,
-                    last_canary: vec![0; c.len()],
-                    last_baseline: vec![0; c.len()],
-                    rho0,
-                    weight: ctx.weight,
-                    srm: split_check(ctx.weight, ctx.alpha_per_metric),
-                    non_inferiority: tracked_buckets(metric, baseline)
-                        .filter(|_| cfg.margin > 0.0)
-                        .and_then(|mask| {
-                            rate_sequence(
-                                tracked(&mask, &b) as f64 / bt.max(1) as f64,
-                                ctx.min_data.requests,
-                                ctx.alpha_per_metric,
-                            )
-                        }),
-                })
-            }
-            Err(e) => {
-                v.classification = Label::Error;
-                v.critical = cfg.critical;
-                v.reason = format!("cannot start the sequential test: {e}");
-                return;
-            }
-        }
-    }
-    let s = state.as_mut().expect("initialised above");
+    let s = state.get_or_insert_with(|| {
+        let mask = bad_buckets(metric, canary, b);
+        let (bb, bt) = bad_and_total(&mask, b);
+        SequentialState::new(metric, ctx, c.len(), bb as f64 / bt.max(1) as f64)
+    });
     if ctx.weight.is_some() && ctx.weight != s.weight {
-        let rho0 = rho0_for(ctx.weight);
-        if let Err(e) = s.process.next_segment(rho0) {
-            v.classification = Label::Error;
-            v.reason = format!("cannot start a new segment: {e}");
-            return;
-        }
-        s.rho0 = rho0;
         s.weight = ctx.weight;
         s.srm = split_check(ctx.weight, ctx.alpha_per_metric);
     }
-    let inc = |now: &[u64], last: &[u64]| -> Vec<u64> {
-        now.iter()
-            .zip(last)
-            .map(|(n, l)| n.saturating_sub(*l))
-            .collect()
-    };
-    let (ci, bi) = (inc(&c, &s.last_canary), inc(&b, &s.last_baseline));
-    let look = match s.process.observe(&ci, &bi) {
-        Ok(look) => look,
-        Err(e) => {
-            v.classification = Label::Error;
-            v.critical = cfg.critical;
-            v.reason = format!("sequential test failed: {e}");
-            return;
-        }
-    };
-    // A segment's first look cannot check the split: its increments reach
-    // back before the weight took effect (the lookback at the run's first
-    // look, the scrape lag behind every step), so they mix two splits.
+    let (ci, bi) = (
+        increments(c, &s.last_canary),
+        increments(b, &s.last_baseline),
+    );
+    let both_arms = ci.iter().sum::<u64>() > 0 && bi.iter().sum::<u64>() > 0;
+    if s.bad.is_none() && both_arms {
+        let pooled: Vec<u64> = ci.iter().zip(&bi).map(|(x, y)| x + y).collect();
+        s.bad = Some(bad_buckets(metric, canary, &pooled));
+    }
+    let mask = s
+        .bad
+        .clone()
+        .unwrap_or_else(|| bad_buckets(metric, canary, &[]));
+    let (canary_inc, baseline_inc) = (bad_and_total(&mask, &ci), bad_and_total(&mask, &bi));
+    let look = s
+        .odds(metric, ctx.alpha_per_metric)?
+        .observe(canary_inc, baseline_inc)
+        .map_err(|e| format!("sequential test failed: {e}"))?;
     let split = s
         .srm
         .as_mut()
         .filter(|_| !starts_segment)
-        .and_then(|srm| srm.observe(&[ci.iter().sum(), bi.iter().sum()]).ok());
+        .and_then(|srm| srm.observe(&[canary_inc.1, baseline_inc.1]).ok());
     let interval = s.non_inferiority.as_mut().and_then(|seq| {
-        let mask = tracked_buckets(metric, canary)?;
-        let look = seq
-            .observe(
-                (tracked(&mask, &ci), ci.iter().sum()),
-                (tracked(&mask, &bi), bi.iter().sum()),
-            )
-            .ok()?;
+        let look = seq.observe(canary_inc, baseline_inc).ok()?;
         look.outcome.estimate().map(|e| e.cs_running)
     });
     let shown = interval.map(|cs| match cfg.direction {
@@ -281,88 +338,113 @@ pub fn judge_sequential(
         Direction::Decrease => cs.lower > -cfg.margin,
         Direction::Either => cs.upper < cfg.margin && cs.lower > -cfg.margin,
     });
-    if s.non_inferiority.is_some() && shown != Some(true) {
-        // Not yet shown to be within the margin: no promotion on this metric.
-        v.enough_data = false;
-    }
-    s.last_canary = c
-        .iter()
-        .zip(&s.last_canary)
-        .map(|(n, l)| (*n).max(*l))
-        .collect();
-    s.last_baseline = b
-        .iter()
-        .zip(&s.last_baseline)
-        .map(|(n, l)| (*n).max(*l))
-        .collect();
+    s.remember(c, b);
+    Ok(Findings {
+        look,
+        split,
+        interval,
+        shown,
+        starts_segment,
+    })
+}
+
+/// The label and reason from the test's look.
+fn classify(
+    v: &mut MetricVerdict,
+    metric: &Metric,
+    ctx: &JudgeContext,
+    canary: &ArmData,
+    f: &Findings,
+) {
+    let cfg = &metric.config;
+    let look = &f.look;
+    let rate = |bad: u64, total: u64| 100.0 * bad as f64 / total.max(1) as f64;
+    let rates = format!(
+        "{} rate canary {:.2}% ({} of {}), baseline {:.2}% ({} of {})",
+        bad_name(canary),
+        rate(look.canary_bad, look.canary_total),
+        look.canary_bad,
+        look.canary_total,
+        rate(look.baseline_bad, look.baseline_total),
+        look.baseline_bad,
+        look.baseline_total
+    );
     if look.reject {
-        v.classification = match cfg.direction {
-            Direction::Decrease => Label::Low,
+        let worse = look.log_odds_ratio > 0.0;
+        v.classification = match (cfg.direction, worse) {
+            (Direction::Decrease, _) => Label::Low,
+            (Direction::Either, false) => Label::Low,
             _ => Label::High,
         };
         v.critical = cfg.critical;
         // A shown harm is conclusive however little data there is.
         v.enough_data = true;
-        let worse: Vec<String> = look
-            .harmful_excess
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| **h)
-            .map(|(k, _)| {
-                let share = look.canary_share_by_bucket[k].unwrap_or(f64::NAN);
-                format!(
-                    "bucket {} canary share {:.2}%",
-                    bucket_name(canary, k),
-                    100.0 * share
-                )
-            })
-            .collect();
         v.reason = format!(
-            "anytime-valid test rejects equal outcome distributions: e-value {:.1} ≥ 1/alpha = {:.0} \
-             (p = {:.2e}); canary share overall {:.2}%, {}",
+            "anytime-valid test shows the canary's {} odds {:.2}x the baseline's: e-value {:.3e} \
+             ≥ 1/alpha = {:.0} (p = {:.2e}); {rates}",
+            bad_name(canary),
+            look.log_odds_ratio.exp(),
             look.e_value,
             1.0 / ctx.alpha_per_metric,
             look.always_valid_p,
-            100.0 * look.rho_hat.unwrap_or(f64::NAN),
-            worse.join(", ")
         );
-    } else {
-        v.classification = Label::Pass;
-        if let (Some(cs), Some(shown)) = (interval, shown) {
-            v.reason = format!(
-                "no harm shown (e-value {:.2}); the {} rate difference is in [{:+.3}, {:+.3}] points \
-                 (anytime-valid {:.1}% confidence sequence): {} the margin of {} points",
-                look.e_value,
-                tracked_name(canary),
-                100.0 * cs.lower,
-                100.0 * cs.upper,
-                100.0 * (1.0 - ctx.alpha_per_metric),
-                if shown { "within" } else { "not yet shown within" },
-                100.0 * cfg.margin
-            );
-        }
+        return;
     }
-    // Nor can that look promote: the split at the new weight is unchecked
-    // until the next look, whose increments all fall after the change. (A
-    // promote on a step's first look would let a broken split through
-    // whenever the weight moves every look.)
-    if starts_segment && s.srm.is_some() && v.classification == Label::Pass {
-        v.enough_data = false;
-        let unchecked = format!(
-            "the traffic split at weight {:.2}% is checked from the next look on (this look's \
-             requests reach back before the weight changed)",
-            s.weight.unwrap_or(f64::NAN)
-        );
-        v.reason = if v.reason.is_empty() {
-            unchecked
-        } else {
-            format!("{}; {unchecked}", v.reason)
+    v.classification = Label::Pass;
+    v.reason =
+        match (f.interval, f.shown) {
+            (Some(cs), Some(shown)) => format!(
+            "no harm shown (e-value {:.2}); the {} rate difference is in [{:+.3}, {:+.3}] points \
+             (anytime-valid {:.1}% confidence sequence): {} the margin of {} points",
+            look.e_value,
+            bad_name(canary),
+            100.0 * cs.lower,
+            100.0 * cs.upper,
+            100.0 * (1.0 - ctx.alpha_per_metric),
+            if shown { "within" } else { "not yet shown within" },
+            100.0 * cfg.margin
+        ),
+            _ if look.informative_looks == 0 => format!(
+                "no evidence yet: no look has had traffic on both arms with both outcomes; {rates}"
+            ),
+            _ => String::new(),
         };
+}
+
+/// The traffic split's part of the verdict: unchecked at a new weight, and
+/// a mismatch blocks promotion (a shown harm still aborts).
+fn explain_split(
+    v: &mut MetricVerdict,
+    metric: &Metric,
+    state: Option<&SequentialState>,
+    f: &Findings,
+) {
+    let Some(s) = state else { return };
+    let append = |v: &mut MetricVerdict, text: String| {
+        v.reason = if v.reason.is_empty() {
+            text
+        } else {
+            format!("{}; {text}", v.reason)
+        };
+    };
+    // A step's first look cannot promote: the split at the new weight is
+    // unchecked until the next look, whose increments all fall after the
+    // change. (A promote on a step's first look would let a broken split
+    // through whenever the weight moves every look.)
+    if f.starts_segment && s.srm.is_some() && v.classification == Label::Pass {
+        v.enough_data = false;
+        append(
+            v,
+            format!(
+                "the traffic split at weight {:.2}% is checked from the next look on (this \
+                 look's requests reach back before the weight changed)",
+                s.weight.unwrap_or(f64::NAN)
+            ),
+        );
     }
-    // A broken traffic split (the canary gets far more or fewer requests than
-    // its weight: crashing pods, a misrouted mesh) blocks promotion whatever
-    // the outcome comparison says; a shown harm still aborts.
-    if let Some(split) = split.as_ref().filter(|l| l.mismatch) {
+    // A broken traffic split (crashing pods, a misrouted mesh) blocks
+    // promotion whatever the outcome comparison says.
+    if let Some(split) = f.split.as_ref().filter(|l| l.mismatch) {
         let observed = split
             .observed_share
             .as_ref()
@@ -376,41 +458,45 @@ pub fn judge_sequential(
         );
         if v.classification == Label::Pass {
             v.classification = Label::Error;
-            v.critical = cfg.critical;
+            v.critical = metric.config.critical;
             v.reason = text;
         } else {
-            v.reason = format!("{}; {text}", v.reason);
+            append(v, text);
         }
     }
-    v.statistics = json!({
-        "non_inferiority": s.non_inferiority.as_ref().map(|_| json!({
-            "margin": cfg.margin,
-            "rate_difference_cs": interval.map(|cs| crate::json::interval(cs.lower, cs.upper)),
-            "shown": shown.unwrap_or(false),
-        })),
-        "traffic_split": split.as_ref().map(|l| json!({
-            "expected_canary_share": l.expected_share[0],
-            "observed_canary_share": l.observed_share.as_ref().map(|o| o[0]),
-            "always_valid_p": crate::json::number(l.always_valid_p),
-            "mismatch": l.mismatch,
-        })),
-        "test": "bucket-label-e-process",
-        "e_value": crate::json::number(look.e_value),
-        "log_e_total": crate::json::number(look.log_e_total),
-        "always_valid_p": crate::json::number(look.always_valid_p),
-        "alpha": ctx.alpha_per_metric,
-        "rho0": s.rho0,
-        "segment": look.segment,
-        "canary_share": look.rho_hat,
-        "canary_share_by_bucket": look.canary_share_by_bucket,
-        "harmful_excess": look.harmful_excess,
-    });
 }
 
-fn bucket_name(data: &ArmData, k: usize) -> String {
-    match data {
-        ArmData::Counts { .. } => if k == 0 { "errors" } else { "ok" }.to_string(),
-        ArmData::Buckets { le, .. } => format!("le={}", le[k]),
-        ArmData::Points { .. } => k.to_string(),
-    }
+/// The numbers behind the verdict, as stored and served.
+fn statistics(
+    metric: &Metric,
+    ctx: &JudgeContext,
+    state: Option<&SequentialState>,
+    f: &Findings,
+) -> serde_json::Value {
+    let n = crate::json::number;
+    let look = &f.look;
+    json!({
+        "test": "conditional-odds-ratio-e-process",
+        "e_value": n(look.e_value),
+        "log_e": n(look.log_e),
+        "always_valid_p": n(look.always_valid_p),
+        "alpha": ctx.alpha_per_metric,
+        "odds_ratio": n(look.log_odds_ratio.exp()),
+        "informative_looks": look.informative_looks,
+        "canary": {"bad": look.canary_bad, "total": look.canary_total},
+        "baseline": {"bad": look.baseline_bad, "total": look.baseline_total},
+        "bad_buckets": state.and_then(|s| s.bad.clone()),
+        "weight": state.and_then(|s| s.weight),
+        "non_inferiority": state.and_then(|s| s.non_inferiority.as_ref()).map(|_| json!({
+            "margin": metric.config.margin,
+            "rate_difference_cs": f.interval.map(|cs| crate::json::interval(cs.lower, cs.upper)),
+            "shown": f.shown.unwrap_or(false),
+        })),
+        "traffic_split": f.split.as_ref().map(|l| json!({
+            "expected_canary_share": l.expected_share[0],
+            "observed_canary_share": l.observed_share.as_ref().map(|o| n(o[0])),
+            "always_valid_p": n(l.always_valid_p),
+            "mismatch": l.mismatch,
+        })),
+    })
 }

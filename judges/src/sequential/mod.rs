@@ -6,7 +6,7 @@
 //!
 //! A fixed-sample test repeated at every look fires far more often than its
 //! nominal level: a 5 % z-test peeked at 10 / 30 / 100 times falsely rejects
-//! 19 % / 28 % / 37 % of the time (statistics notes §5.1). The tests here keep
+//! 19 % / 28 % / 37 % of the time (docs/statistics/sequential.md, "Why sequential tests"). The tests here keep
 //! the error guarantee *whatever* the number of looks and whenever the daemon
 //! decides to stop.
 //!
@@ -79,6 +79,10 @@
 //! * [`bucket_label`]: bucket-label e-process on per-bucket counter
 //!   increments (error rate with K = 2, latency histograms with K buckets),
 //!   robust to any time-varying traffic. The recommended count test (§5.6 a).
+//! * [`odds_ratio`]: conditional odds-ratio e-process on each look's 2×2
+//!   table of bad/good × canary/baseline increments: valid whatever the
+//!   split and however it changes, with no weight given (the daemon's
+//!   request-level test under Flagger and Argo, which never send one).
 //! * [`normal_mixture`]: mixture SPRT and normal-mixture confidence sequence
 //!   for a difference of means or of proportions (§5.5).
 //! * [`srm`]: Dirichlet-multinomial sample-ratio-mismatch check of the traffic
@@ -99,6 +103,7 @@
 pub mod bucket_label;
 pub mod gamma_poisson;
 pub mod normal_mixture;
+pub mod odds_ratio;
 pub mod srm;
 
 pub use bucket_label::{
@@ -110,6 +115,7 @@ pub use normal_mixture::{
     tuned_tau2, ArmMoments, Interval, LookOutcome, MeanDifferenceSequence, MixtureConfig,
     MixtureEstimate, MixtureLook, ProportionDifferenceSequence, VarianceModel,
 };
+pub use odds_ratio::{OddsRatioConfig, OddsRatioEProcess, OddsRatioLook, Sidedness};
 pub use srm::{dirichlet_multinomial_log_bf, SampleRatioMismatch, SrmConfig, SrmLook};
 
 use crate::error::StatsError;

@@ -30,13 +30,15 @@
 //! connection error fails. Hooks of one type run in spec order; for gates
 //! and checks the first failure short-circuits.
 //!
-//! Departures from Flagger, on purpose:
-//! * real Flagger sends a webhook's `metadata` verbatim; a [`Webhook`] with
-//!   `send_weight` also gets the current canary weight as `metadata.weight`,
-//!   which Verdict's sequential judges use as the expected split (in a
-//!   cluster: one webhook per step, or the weight read from the Canary);
-//! * no retries (Flagger's default `retries: 0`), no `confirm-traffic-increase`,
-//!   mirroring, A/B or blue/green, no readiness checks of workloads;
+//! Like Flagger, it sends a webhook's `metadata` verbatim (static, never
+//! the weight) and calls the `confirm-traffic-increase` gates before every
+//! weight increase, the first one from weight 0 included, in the same tick
+//! as `pre-rollout` (docs/controllers.md §1.5); a failing gate ends the
+//! tick with the weight unchanged and counts no failed check.
+//!
+//! Departures from Flagger, none of which changes what Verdict sees:
+//! * no retries (Flagger's default `retries: 0`), no mirroring, A/B or
+//!   blue/green, no readiness checks of workloads;
 //! * `max_ticks` bounds the rollout, since a test must end (Flagger waits
 //!   at a failing gate forever).
 //!
@@ -54,6 +56,7 @@ pub enum HookType {
     ConfirmRollout,
     PreRollout,
     Rollout,
+    ConfirmTrafficIncrease,
     ConfirmPromotion,
     PostRollout,
     Rollback,
@@ -66,6 +69,7 @@ impl HookType {
             HookType::ConfirmRollout => "confirm-rollout",
             HookType::PreRollout => "pre-rollout",
             HookType::Rollout => "rollout",
+            HookType::ConfirmTrafficIncrease => "confirm-traffic-increase",
             HookType::ConfirmPromotion => "confirm-promotion",
             HookType::PostRollout => "post-rollout",
             HookType::Rollback => "rollback",
@@ -111,8 +115,6 @@ pub struct Webhook {
     /// Per attempt; Flagger's default is 10 s.
     pub timeout: Duration,
     pub metadata: BTreeMap<String, String>,
-    /// Add the current canary weight as `metadata.weight` (see the module doc).
-    pub send_weight: bool,
 }
 
 /// The parts of a Canary object the driver needs.
@@ -415,6 +417,14 @@ impl Rollout {
         }
         let max = self.canary.step_weights.last().copied().unwrap_or(100);
         if self.weight < max {
+            if !self.gate(HookType::ConfirmTrafficIncrease, tick).await {
+                self.finish_tick(
+                    tick,
+                    "Warning",
+                    format!("Halt {target} advancement waiting for traffic increase approval"),
+                );
+                return Next::Continue;
+            }
             let next = self
                 .canary
                 .step_weights
@@ -547,9 +557,6 @@ impl Rollout {
         extra: BTreeMap<String, String>,
     ) -> impl std::future::Future<Output = HookCall> + Send + 'static {
         let mut metadata = webhook.metadata.clone();
-        if webhook.send_weight {
-            metadata.insert("weight".into(), self.weight.to_string());
-        }
         metadata.extend(extra);
         let mut payload = Map::new();
         payload.insert("name".into(), json!(self.canary.name));

@@ -40,7 +40,6 @@ async fn a_204_fails_a_check_and_a_timed_out_rollback_hook_is_no_rollback() {
         url: format!("{url}{path}"),
         timeout: Duration::from_millis(timeout_ms),
         metadata: BTreeMap::new(),
-        send_weight: true,
     };
     let canary = Canary {
         name: "podinfo".into(),

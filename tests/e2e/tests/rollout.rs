@@ -222,13 +222,12 @@ fn log(text: &str) {
 
 /// The Canary's webhooks, every type Verdict serves, all at Verdict.
 fn canary(name: &str, verdict: &str) -> Canary {
-    let hook = |kind: HookType, send_weight: bool| Webhook {
+    let hook = |kind: HookType| Webhook {
         name: format!("verdict-{}", kind.as_str()),
         hook: kind,
         url: format!("{verdict}/v1/flagger/{ANALYSIS}/{}", kind.as_str()),
         timeout: HOOK_TIMEOUT,
         metadata: BTreeMap::new(),
-        send_weight,
     };
     Canary {
         name: name.to_string(),
@@ -238,17 +237,19 @@ fn canary(name: &str, verdict: &str) -> Canary {
         threshold: 2,
         step_weights: STEPS.to_vec(),
         webhooks: vec![
-            hook(HookType::ConfirmRollout, false),
-            hook(HookType::PreRollout, true),
-            hook(HookType::Rollout, true),
-            hook(HookType::ConfirmPromotion, true),
-            hook(HookType::Rollback, true),
-            hook(HookType::PostRollout, false),
-            hook(HookType::Event, false),
+            hook(HookType::ConfirmRollout),
+            hook(HookType::PreRollout),
+            hook(HookType::Rollout),
+            hook(HookType::ConfirmTrafficIncrease),
+            hook(HookType::ConfirmPromotion),
+            hook(HookType::Rollback),
+            hook(HookType::PostRollout),
+            hook(HookType::Event),
         ],
-        // Eight ticks promote a healthy canary; the rest is room for
-        // confirm-promotion to wait for evidence.
-        max_ticks: 16,
+        // The traffic gate holds each step until its evidence is in (the
+        // first step needs min_data's requests at 5 %); the rest is room
+        // for confirm-promotion to wait for evidence.
+        max_ticks: 40,
     }
 }
 
