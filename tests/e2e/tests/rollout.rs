@@ -14,12 +14,16 @@
 //!
 //! * `healthy`: the canary is the baseline's build; it must be promoted
 //!   with no failed check, and every webhook must have been answered.
-//! * `errors`, `latency`, `accuracy`: the canary is healthy until, half an
-//!   interval after it reaches 25 %, the test switches on its fault (30 %
-//!   injected 500s; +60 ms on every request; 60 % of correct answers made
-//!   wrong). It must be rolled back by Verdict's `rollback` webhook, never
-//!   before the fault, with the regressed metric named in the reason, and
-//!   within one analysis interval of the regression becoming detectable.
+//! * `errors`, `latency`, `accuracy`: the canary is faulty from the start
+//!   (its fault is switched on before it gets any traffic: 30 % injected
+//!   500s; +60 ms on every request; 60 % of correct answers made wrong). It
+//!   must be rolled back by Verdict's `rollback` webhook at the first or
+//!   second step, before weight 100, with the regressed metric named in the
+//!   reason, within one analysis interval of the regression becoming
+//!   detectable.
+//! * `late-latency`: healthy until, half an interval after it reaches 50 %,
+//!   the test adds +60 ms to every request. It must be rolled back, never
+//!   before the fault, within one interval of detectability.
 //!
 //! # "Detectable"
 //!
@@ -28,8 +32,8 @@
 //! abort. It is found by an oracle: after the rollout, a second Verdict
 //! engine with the same analysis replays the run against the same
 //! Prometheus, looking every second (the scrape interval, the finest
-//! resolution the data has) from the run's first look, with the canary
-//! weight that was in force at each second. The live rollout only looks
+//! resolution the data has) from the run's first look, with the payload
+//! Flagger sent (no weight). The live rollout only looks
 //! once per analysis interval, so the best it can do is the first tick at
 //! or after `T_d`: the test asserts that the rollback tick started no later
 //! than `T_d + INTERVAL`, plus one scrape interval of tolerance (a scrape
@@ -76,9 +80,6 @@ const NAMESPACE: &str = "e2e";
 const ANALYSIS: &str = "e2e";
 const CHECKSUM: &str = "85d557f47b";
 const STEPS: [u32; 4] = [5, 25, 50, 100];
-/// The canary weight at which a regressing canary's fault is switched on
-/// (half an interval later).
-const REGRESS_AT_WEIGHT: u32 = 25;
 
 /// Verdict's config: one analysis for short intervals. `step: 1s` matches
 /// the scrape interval; `lookback` covers the interval before the first
@@ -136,28 +137,41 @@ struct Scenario {
     faults: &'static [&'static str],
     /// For a regressing canary, the metric that must be named in the rollback.
     regressed_metric: Option<&'static str>,
+    /// The canary weight at which the fault is switched on (half an
+    /// interval later); 0: before the canary gets any traffic.
+    regress_at_weight: u32,
 }
 
-const SCENARIOS: [Scenario; 4] = [
+const SCENARIOS: [Scenario; 5] = [
     Scenario {
         name: "healthy",
         faults: &[],
         regressed_metric: None,
+        regress_at_weight: 0,
     },
     Scenario {
         name: "errors",
         faults: &["--error-rate", "0.3"],
         regressed_metric: Some("errors"),
+        regress_at_weight: 0,
     },
     Scenario {
         name: "latency",
         faults: &["--extra-latency-ms", "60"],
         regressed_metric: Some("latency"),
+        regress_at_weight: 0,
     },
     Scenario {
         name: "accuracy",
         faults: &["--wrong-rate", "0.6"],
         regressed_metric: Some("accuracy"),
+        regress_at_weight: 0,
+    },
+    Scenario {
+        name: "late-latency",
+        faults: &["--extra-latency-ms", "60"],
+        regressed_metric: Some("latency"),
+        regress_at_weight: 50,
     },
 ];
 
@@ -254,13 +268,16 @@ fn canary(name: &str, verdict: &str) -> Canary {
 }
 
 /// Switches `canary`'s faults on half an interval after the weight first
-/// reaches [`REGRESS_AT_WEIGHT`]; returns the time just before the switch
-/// (a lower bound of the regression's onset).
-async fn regress(weight: Arc<CanaryWeight>, canary: String) -> f64 {
-    while weight.get() < REGRESS_AT_WEIGHT {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// reaches `at_weight` (at once for 0, before the first traffic increase);
+/// returns the time just before the switch (a lower bound of the
+/// regression's onset).
+async fn regress(weight: Arc<CanaryWeight>, canary: String, at_weight: u32) -> f64 {
+    if at_weight > 0 {
+        while weight.get() < at_weight {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(INTERVAL / 2).await;
     }
-    tokio::time::sleep(INTERVAL / 2).await;
     let onset = unix_now();
     let answer = reqwest::Client::new()
         .post(format!("{canary}/admin/faults"))
@@ -296,9 +313,20 @@ async fn run_scenario(
         weight.clone(),
     )
     .expect("load generator");
-    let trigger = scenario
-        .regressed_metric
-        .map(|_| tokio::spawn(regress(weight.clone(), canary.url.clone())));
+    let trigger = scenario.regressed_metric.map(|_| {
+        tokio::spawn(regress(
+            weight.clone(),
+            canary.url.clone(),
+            scenario.regress_at_weight,
+        ))
+    });
+    if scenario.regress_at_weight == 0 {
+        // On before the rollout starts, so the canary is faulty from its
+        // first request.
+        while trigger.as_ref().is_some_and(|t| !t.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     let rollout = Rollout::new(self::canary(scenario.name, verdict), weight).expect("driver");
     let report = rollout.run().await;
     let onset = match trigger {
@@ -336,13 +364,13 @@ async fn detectable_at(
         if t > until {
             return None;
         }
-        let weight = report.weight_at(t);
+        // What Flagger sends, as the live rollout did: no weight.
         let payload = FlaggerWebhook {
             name: name.to_string(),
             namespace: NAMESPACE.to_string(),
             phase: "Progressing".into(),
             checksum: CHECKSUM.into(),
-            metadata: BTreeMap::from([("weight".to_string(), weight.to_string())]),
+            metadata: BTreeMap::new(),
         };
         let look = oracle
             .engine
@@ -351,7 +379,7 @@ async fn detectable_at(
                 analysis: ANALYSIS.into(),
                 vars: payload.vars(),
                 now: t,
-                weight: Some(f64::from(weight)),
+                weight: None,
             })
             .await
             .expect("oracle look");
@@ -460,6 +488,14 @@ async fn check_regressed(scenario: &Scenario, outcome: &Outcome, oracle: &Daemon
         "the rollback should come from Verdict's rollback webhook:\n{timeline}"
     );
     let tick = report.tick(tick_number).expect("the rollback tick");
+    if scenario.regress_at_weight == 0 {
+        // Faulty from the start: caught at the first or second step.
+        let reached = report.weights.iter().map(|(_, w)| *w).max().unwrap_or(0);
+        assert!(
+            reached <= STEPS[1],
+            "a canary faulty from the start reached {reached} % before its rollback:\n{timeline}"
+        );
+    }
     assert!(
         tick.at > onset,
         "rolled back at {:.1} before the fault at {onset:.1}:\n{timeline}",
