@@ -304,12 +304,24 @@ pub struct MetricConfig {
     /// only an excess of canary requests there is a regression.
     #[serde(default)]
     pub slow_above: Option<f64>,
+    /// Gauges: the gauge is this quantile of per-request values (0.99 for a
+    /// `histogram_quantile(0.99, ...)` p99). A quantile estimated from few
+    /// requests is not comparable with one from many (it lands in higher
+    /// buckets), so the metric takes part only while the arms' request
+    /// volumes in the look are within [`COMPARABLE_VOLUME_RATIO`] of each
+    /// other; otherwise it is reported, muted, with the reason.
+    #[serde(default)]
+    pub quantile: Option<f64>,
     /// Kayenta's own settings of a metric converted from a Kayenta canary
     /// config (NaN strategy, outliers...); they override the fields above
     /// for the Mann-Whitney judge. Not written in Verdict's format.
     #[serde(skip)]
     pub kayenta: Option<verdict_judges::kayenta::config::MetricSettings>,
 }
+
+/// The largest ratio of the arms' request volumes at which a quantile
+/// gauge's arms are compared: a canary share between 1/3 and 2/3.
+pub const COMPARABLE_VOLUME_RATIO: f64 = 2.0;
 
 fn default_direction() -> Direction {
     Direction::Increase
@@ -459,6 +471,19 @@ impl AnalysisConfig {
                     format!("{at}.margin"),
                     "a histogram's margin applies to its slow share: set slow_above too".into()
                 );
+            }
+            if let Some(q) = m.quantile {
+                if m.kind != MetricKind::Gauge {
+                    err!(
+                        format!("{at}.quantile"),
+                        "only applies to gauge metrics".into()
+                    );
+                } else if !(q > 0.0 && q < 1.0) {
+                    err!(
+                        format!("{at}.quantile"),
+                        format!("must be strictly between 0 and 1, got {q}")
+                    );
+                }
             }
             if m.slow_above.is_some() && m.kind != MetricKind::Histogram {
                 err!(

@@ -161,6 +161,7 @@ pub fn analysis_config(config: &CanaryConfig) -> Result<AnalysisConfig, Vec<Fiel
             guardrail: Guardrail::default(),
             margin: 0.0,
             slow_above: None,
+            quantile: None,
             kayenta: Some(settings),
         });
     }

@@ -7,7 +7,9 @@
 
 use super::fetch::{ArmData, FetchError};
 use super::sequential::{judge_sequential, SequentialState};
-use crate::config::analysis::{Analysis, AnalysisConfig, Direction, JudgeKind, Metric, MinData};
+use crate::config::analysis::{
+    Analysis, AnalysisConfig, Direction, JudgeKind, Metric, MinData, COMPARABLE_VOLUME_RATIO,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use verdict_judges::decision::{DecisionPolicy, MetricOutcome, StepBudget};
@@ -27,6 +29,9 @@ pub struct JudgeContext {
     /// The run's alpha divided among its metrics (Bonferroni).
     pub alpha_per_metric: f64,
     pub weight: Option<f64>,
+    /// The canary's share of the requests the look's count metrics saw
+    /// (whatever the weight was meant to be), when any counted requests.
+    pub canary_share: Option<f64>,
 }
 
 impl JudgeContext {
@@ -37,8 +42,44 @@ impl JudgeContext {
             min_data: analysis.config.min_data,
             alpha_per_metric: analysis.config.alpha / analysis.metrics.len().max(1) as f64,
             weight,
+            canary_share: None,
         }
     }
+
+    /// The context with the canary's observed share of requests, from the
+    /// look's counter and histogram arms (the first metric that counted
+    /// requests in both arms).
+    pub fn observing<'a>(
+        mut self,
+        arms: impl IntoIterator<Item = (Option<&'a ArmData>, Option<&'a ArmData>)>,
+    ) -> Self {
+        self.canary_share = arms.into_iter().find_map(|arms| match arms {
+            (
+                Some(c @ (ArmData::Counts { .. } | ArmData::Buckets { .. })),
+                Some(b @ (ArmData::Counts { .. } | ArmData::Buckets { .. })),
+            ) if c.size() + b.size() > 0 => Some(c.size() as f64 / (c.size() + b.size()) as f64),
+            _ => None,
+        });
+        self
+    }
+}
+
+/// Why a quantile gauge's arms cannot be compared at this look: their
+/// request volumes differ by more than [`COMPARABLE_VOLUME_RATIO`].
+fn quantile_not_comparable(metric: &Metric, ctx: &JudgeContext) -> Option<String> {
+    let q = metric.config.quantile?;
+    let share = ctx.canary_share?;
+    let ratio = COMPARABLE_VOLUME_RATIO;
+    if share * (1.0 + ratio) >= 1.0 && share * (1.0 + ratio) <= ratio {
+        return None;
+    }
+    Some(format!(
+        "not compared at this look: a {q} quantile from the canary's {:.1}% of the requests is \
+         not comparable with the baseline's from {:.1}% (a quantile of fewer requests lands \
+         higher); judged once the arms' volumes are within {ratio}x, until then it takes no part",
+        100.0 * share,
+        100.0 * (1.0 - share)
+    ))
 }
 
 /// A short description of one arm's data.
@@ -248,6 +289,12 @@ pub fn judge_metric(
             return v;
         }
     };
+    if let Some(reason) = quantile_not_comparable(metric, ctx) {
+        v.classification = Label::Nodata;
+        v.muted = true;
+        v.reason = reason;
+        return v;
+    }
     match (metric.judge, &canary, &baseline) {
         (JudgeKind::MannWhitney, ArmData::Points { values: c }, ArmData::Points { values: b }) => {
             judge_mann_whitney(&mut v, metric, ctx, c, b)

@@ -387,7 +387,11 @@ impl Engine {
         }
         let fetched = futures_util::future::join_all(tasks).await;
         let judge_started = Instant::now();
-        let context = JudgeContext::new(&analysis, req.weight);
+        fn arm(r: &Result<Option<fetch::ArmData>, fetch::FetchError>) -> Option<&fetch::ArmData> {
+            r.as_ref().ok().and_then(Option::as_ref)
+        }
+        let context = JudgeContext::new(&analysis, req.weight)
+            .observing(fetched.iter().map(|(c, b)| (arm(c), arm(b))));
         // Judged on a copy: the run's state changes only with a committed look.
         let mut sequential = run.sequential.clone();
         let verdicts: Vec<_> = analysis
