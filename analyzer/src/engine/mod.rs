@@ -13,7 +13,7 @@ pub mod persist;
 pub mod run;
 pub mod sequential;
 
-use crate::config::analysis::{Analysis, BaselineWindow};
+use crate::config::analysis::{Analysis, BaselineWindow, JudgeKind};
 use crate::config::template::TemplateError;
 use crate::notify::Notifier;
 use crate::source::{SeriesSource, SourceError, Window};
@@ -404,7 +404,7 @@ impl Engine {
             })
             .collect();
         let min_duration_met = req.now - run.first_look >= cfg.min_data.duration.as_secs_f64();
-        let decision = decide(
+        let mut decision = decide(
             &verdicts.iter().map(|v| v.outcome()).collect::<Vec<_>>(),
             &judge::policy(
                 cfg,
@@ -412,6 +412,17 @@ impl Engine {
                 Some(req.now - run.step_started(req.weight, req.now)),
             ),
         );
+        if decision.action == verdict_judges::decision::Action::Promote
+            && req.weight.is_none()
+            && analysis.metrics.iter().any(|m| m.judge == JudgeKind::Sequential)
+        {
+            // Never a silent pass: without a weight the split is unchecked.
+            decision.reasons.push(
+                "the traffic split was not checked (no weight given; the request-level tests \
+                 do not need one)"
+                    .into(),
+            );
+        }
         self.telemetry
             .judge_seconds
             .observe(judge_started.elapsed().as_secs_f64());
