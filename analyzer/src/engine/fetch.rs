@@ -7,6 +7,14 @@
 //!
 //! NaN and ±inf points are dropped here: they are the absence of data, and
 //! an arm left with nothing is "no data", never a number.
+//!
+//! Counters and histogram buckets are read over the look's window, so a
+//! series that began during it (the canary's pods started after the window
+//! start, or a labelled counter first incremented) counts from 0, and a
+//! series with a single sample is data (`source::increments`). Only
+//! histograms that cannot be read at all (no `le`, an unparsable or
+//! duplicate `le`, buckets that do not pair or are not cumulative, no `+Inf`
+//! bucket) are [`FetchError::Shape`].
 
 use crate::config::analysis::{Metric, MetricKind, Queries};
 use crate::config::template::TemplateError;
@@ -114,7 +122,7 @@ pub async fn fetch_arm(
                 }
             );
             let increase = |series: Vec<Series>| -> Result<Option<f64>, FetchError> {
-                Ok(single(series)?.and_then(|s| counter_increase(&s.samples)))
+                Ok(single(series)?.and_then(|s| counter_increase(&s.samples, window)))
             };
             let total = match increase(t?)? {
                 Some(total) if total > 0.0 => total,
@@ -139,7 +147,7 @@ pub async fn fetch_arm(
                 return Ok(None);
             }
             let shape = |e: IncrementError| FetchError::Shape(e.to_string());
-            let buckets = histogram_increments(&series).map_err(shape)?;
+            let buckets = histogram_increments(&series, window).map_err(shape)?;
             let le = buckets.iter().map(|b| b.le).collect();
             let counts = bucket_counts(&buckets).map_err(shape)?;
             if counts.iter().sum::<u64>() == 0 {
