@@ -92,6 +92,12 @@ pub async fn fetch_arm(
     vars: &BTreeMap<String, String>,
     window: &Window,
 ) -> Result<Option<ArmData>, FetchError> {
+    // Counters are read from where the data begins: a recording's first
+    // sample says nothing about whether its series was new then.
+    let counted = Window {
+        start: window.start.max(source.recorded_since().unwrap_or(f64::MIN)),
+        ..*window
+    };
     match (metric.config.kind, queries) {
         (MetricKind::Gauge, Queries::Single(t)) => {
             let series = source.query_range(&t.render(vars)?, window).await?;
@@ -122,7 +128,7 @@ pub async fn fetch_arm(
                 }
             );
             let increase = |series: Vec<Series>| -> Result<Option<f64>, FetchError> {
-                Ok(single(series)?.and_then(|s| counter_increase(&s.samples, window)))
+                Ok(single(series)?.and_then(|s| counter_increase(&s.samples, &counted)))
             };
             let total = match increase(t?)? {
                 Some(total) if total > 0.0 => total,
@@ -147,7 +153,7 @@ pub async fn fetch_arm(
                 return Ok(None);
             }
             let shape = |e: IncrementError| FetchError::Shape(e.to_string());
-            let buckets = histogram_increments(&series, window).map_err(shape)?;
+            let buckets = histogram_increments(&series, &counted).map_err(shape)?;
             let le = buckets.iter().map(|b| b.le).collect();
             let counts = bucket_counts(&buckets).map_err(shape)?;
             if counts.iter().sum::<u64>() == 0 {
