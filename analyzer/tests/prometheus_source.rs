@@ -497,7 +497,12 @@ fn canary_starting_mid_window() -> PrometheusServer {
             [0.1, f64::INFINITY],
             &canary,
         )
-        .histogram_buckets("latency_seconds", &[("track", "canary")], [0.005], &canary_fast)
+        .histogram_buckets(
+            "latency_seconds",
+            &[("track", "canary")],
+            [0.005],
+            &canary_fast,
+        )
         .counter("reqs_total", &[("track", "primary")], &baseline_requests)
         .counter("reqs_total", &[("track", "canary")], &requests)
         .counter(
@@ -527,7 +532,8 @@ async fn series_that_begin_mid_window_count_from_zero() {
     // Cumulative [1+3, 2+7*8, 3+7*10] = [4, 58, 73] at the last point (585).
     let canary = src.query_range(&query("canary"), &w).await.expect("query");
     assert_eq!(canary.len(), 3, "{canary:?}");
-    let counts = |buckets: Vec<Bucket>| -> Vec<f64> { buckets.iter().map(|b| b.increase).collect() };
+    let counts =
+        |buckets: Vec<Bucket>| -> Vec<f64> { buckets.iter().map(|b| b.increase).collect() };
     assert_eq!(
         counts(histogram_increments(&canary, &w).expect("judged, not an error")),
         vec![4.0, 54.0, 15.0]
@@ -555,7 +561,10 @@ async fn series_that_begin_mid_window_count_from_zero() {
 
     // The first look after the canary started: one point per series.
     let first = window(&server, 300, 480, 15);
-    let canary = src.query_range(&query("canary"), &first).await.expect("query");
+    let canary = src
+        .query_range(&query("canary"), &first)
+        .await
+        .expect("query");
     assert!(canary.iter().all(|s| s.samples.len() == 1), "{canary:?}");
     assert_eq!(
         counts(histogram_increments(&canary, &first).expect("one sample is data")),
@@ -592,7 +601,7 @@ async fn a_look_at_a_canary_that_started_mid_window_is_judged() {
         source,
         Arc::new(verdict::telemetry::Telemetry::new()),
     );
-        // 495.5: the window's grid (from 196) reaches the canary's first point
+    // 495.5: the window's grid (from 196) reaches the canary's first point
     // once (481), before its le=0.005 bucket exists; 600.5: all of it.
     for (at, canary_total) in [(495.5, 3), (600.5, 73)] {
         let look = engine

@@ -95,7 +95,9 @@ pub async fn fetch_arm(
     // Counters are read from where the data begins: a recording's first
     // sample says nothing about whether its series was new then.
     let counted = Window {
-        start: window.start.max(source.recorded_since().unwrap_or(f64::MIN)),
+        start: window
+            .start
+            .max(source.recorded_since().unwrap_or(f64::MIN)),
         ..*window
     };
     match (metric.config.kind, queries) {

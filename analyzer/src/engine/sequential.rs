@@ -159,17 +159,15 @@ fn cumulative_at(le: &[f64], cumulative: &[u64], at: f64) -> Option<u64> {
     (*cumulative.get(next)? == below).then_some(below)
 }
 
+/// Bounds, then the canary's and the baseline's counts on them.
+type Aligned = (Vec<f64>, Vec<u64>, Vec<u64>);
+
 /// Histogram arms on common bounds: every bound of either arm at which both
 /// arms' cumulative counts are known exactly ([`cumulative_at`]). A bound one
 /// arm lacks and cannot be filled (its observations around it are unknown:
 /// another bucket layout) is dropped from both, merging its bucket into the
 /// next one, which loses resolution and never moves an observation.
-fn align_buckets(
-    cl: &[f64],
-    cc: &[u64],
-    bl: &[f64],
-    bc: &[u64],
-) -> Result<(Vec<f64>, Vec<u64>, Vec<u64>), String> {
+fn align_buckets(cl: &[f64], cc: &[u64], bl: &[f64], bc: &[u64]) -> Result<Aligned, String> {
     let running = |counts: &[u64]| -> Vec<u64> {
         counts
             .iter()
@@ -187,10 +185,7 @@ fn align_buckets(
     let (mut c, mut b) = (Vec::new(), Vec::new());
     let (mut c_below, mut b_below) = (0u64, 0u64);
     for at in bounds {
-        if let (Some(x), Some(y)) = (
-            cumulative_at(cl, &ccum, at),
-            cumulative_at(bl, &bcum, at),
-        ) {
+        if let (Some(x), Some(y)) = (cumulative_at(cl, &ccum, at), cumulative_at(bl, &bcum, at)) {
             le.push(at);
             c.push(x.saturating_sub(c_below));
             b.push(y.saturating_sub(b_below));
@@ -213,10 +208,8 @@ fn pair_buckets(
     canary: &ArmData,
     baseline: &ArmData,
 ) -> Result<(ArmData, Vec<u64>, Vec<u64>), String> {
-    if let (
-        ArmData::Buckets { le: cl, counts: cc },
-        ArmData::Buckets { le: bl, counts: bc },
-    ) = (canary, baseline)
+    if let (ArmData::Buckets { le: cl, counts: cc }, ArmData::Buckets { le: bl, counts: bc }) =
+        (canary, baseline)
     {
         let (le, c, b) = if cl == bl {
             (cl.clone(), cc.clone(), bc.clone())
@@ -589,9 +582,13 @@ mod tests {
         assert_eq!(le, vec![0.005, 0.1, INF]);
         assert_eq!((c, b), (vec![0, 0, 5], vec![2, 3, 4]));
         // Between two bounds with nothing in between: also exact.
-        let (le, c, _) =
-            align_buckets(&[0.1, 1.0, INF], &[4, 0, 6], &[0.1, 0.5, 1.0, INF], &[1, 1, 1, 1])
-                .unwrap();
+        let (le, c, _) = align_buckets(
+            &[0.1, 1.0, INF],
+            &[4, 0, 6],
+            &[0.1, 0.5, 1.0, INF],
+            &[1, 1, 1, 1],
+        )
+        .unwrap();
         assert_eq!(le, vec![0.1, 0.5, 1.0, INF]);
         assert_eq!(c, vec![4, 0, 0, 6]);
     }

@@ -451,7 +451,12 @@ impl SeriesSource for StreamedSource {
     }
 
     fn recorded_since(&self) -> Option<f64> {
-        self.held.lock().expect("stream lock").spilled.span.map(|s| s.0)
+        self.held
+            .lock()
+            .expect("stream lock")
+            .spilled
+            .span
+            .map(|s| s.0)
     }
 }
 

@@ -307,7 +307,9 @@ pub fn histogram_increments(
             slot.1 += counter_increase(samples, window).unwrap_or(0.0);
         }
     }
-    if cumulative.last().is_some_and(|(le, _)| *le != f64::INFINITY)
+    if cumulative
+        .last()
+        .is_some_and(|(le, _)| *le != f64::INFINITY)
         && cumulative.iter().any(|(_, inc)| *inc != 0.0)
     {
         return Err(IncrementError::MissingInfBucket);
@@ -458,8 +460,14 @@ mod tests {
         // Sampled every 60 s, coarser than the step: 45 s after the start
         // is still within its own interval, so it may have been there.
         let coarse = [
-            Sample { timestamp: 1045.0, value: 1.0 },
-            Sample { timestamp: 1105.0, value: 2.0 },
+            Sample {
+                timestamp: 1045.0,
+                value: 1.0,
+            },
+            Sample {
+                timestamp: 1105.0,
+                value: 2.0,
+            },
         ];
         assert!(!began_in_window(&coarse, &W));
         // A NaN first sample shows the series existed.
@@ -470,9 +478,15 @@ mod tests {
     #[test]
     fn a_series_that_began_in_the_window_counts_its_first_value() {
         // A new pod's counter, first scraped two steps into the window.
-        assert_eq!(counter_increase(&from(60.0, &[2.0, 5.0, 9.0]), &W), Some(9.0));
+        assert_eq!(
+            counter_increase(&from(60.0, &[2.0, 5.0, 9.0]), &W),
+            Some(9.0)
+        );
         // The same values from the window start: 2 was there before.
-        assert_eq!(counter_increase(&from(0.0, &[2.0, 5.0, 9.0]), &W), Some(7.0));
+        assert_eq!(
+            counter_increase(&from(0.0, &[2.0, 5.0, 9.0]), &W),
+            Some(7.0)
+        );
         // A single sample inside the window, after the start: the first look
         // after a canary started, or a labelled counter's first increment.
         assert_eq!(counter_increase(&from(270.0, &[4.0]), &W), Some(4.0));
@@ -501,7 +515,10 @@ mod tests {
         let values: Vec<f64> = steps.iter().map(|s| s.value).collect();
         assert_eq!(values, vec![5.0, 3.0, 4.0]);
         assert_eq!(steps[1].timestamp, 1090.0);
-        assert_eq!(values.iter().sum::<f64>(), counter_increase(&s, &W).unwrap());
+        assert_eq!(
+            values.iter().sum::<f64>(),
+            counter_increase(&s, &W).unwrap()
+        );
         assert!(counter_increments_per_step(&samples(&[1.0]), &W).is_empty());
     }
 
@@ -682,7 +699,11 @@ mod tests {
         let late = [
             series_from("0.005", 180.0, &[2.0, 3.0]), // began: +3
             series_from("0.1", 0.0, &climb),          // +14
-            series_from("+Inf", 0.0, &[10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 30.0]), // +20
+            series_from(
+                "+Inf",
+                0.0,
+                &[10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 30.0],
+            ), // +20
         ];
         let b = histogram_increments(&late, &W).unwrap();
         let les: Vec<f64> = b.iter().map(|b| b.le).collect();
@@ -703,7 +724,7 @@ mod tests {
 
         // A reset right after a bucket appeared.
         let reset = [
-            series_from("1", 60.0, &[5.0, 2.0, 4.0]), // 5 + 2 + 2
+            series_from("1", 60.0, &[5.0, 2.0, 4.0]),    // 5 + 2 + 2
             series_from("+Inf", 60.0, &[6.0, 2.0, 5.0]), // 6 + 2 + 3
         ];
         let b = histogram_increments(&reset, &W).unwrap();

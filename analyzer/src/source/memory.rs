@@ -33,7 +33,10 @@ impl MemorySource {
         for s in &mut series {
             super::sort_by_time(&mut s.samples);
             if let Some(first) = s.samples.first() {
-                self.since = Some(self.since.map_or(first.timestamp, |t| t.min(first.timestamp)));
+                self.since = Some(
+                    self.since
+                        .map_or(first.timestamp, |t| t.min(first.timestamp)),
+                );
             }
         }
         self.series.insert(query.into(), series);
