@@ -60,8 +60,9 @@ async fn range_query_returns_the_loaded_series() {
     let src = source(&server.url);
     src.ready().await.expect("server is ready");
 
+    let w = window(&server, 0, 60, 30);
     let series = src
-        .query_range("reqs_total", &window(&server, 0, 60, 30))
+        .query_range("reqs_total", &w)
         .await
         .expect("query succeeds");
     assert_eq!(series.len(), 2, "{series:?}");
@@ -74,7 +75,7 @@ async fn range_query_returns_the_loaded_series() {
     let ts: Vec<f64> = a.samples.iter().map(|s| s.timestamp).collect();
     let base = server.base as f64;
     assert_eq!(ts, vec![base, base + 30.0, base + 60.0]);
-    assert_eq!(sum_counter_increase(&series), Some(8.0 + 1.0));
+    assert_eq!(sum_counter_increase(&series, &w), Some(8.0 + 1.0));
 
     // Non-finite values come through as f64, not as errors.
     let temp = src
@@ -97,13 +98,14 @@ async fn counter_reset_gives_the_right_increase() {
             &[(0.0, 10.0), (15.0, 15.0), (30.0, 3.0), (45.0, 7.0)],
         )
         .start();
+    let w = window(&server, 0, 45, 15);
     let series = source(&server.url)
-        .query_range("errors_total", &window(&server, 0, 45, 15))
+        .query_range("errors_total", &w)
         .await
         .expect("query succeeds");
     assert_eq!(series.len(), 1);
     assert_eq!(values(&series[0]), vec![10.0, 15.0, 3.0, 7.0]);
-    assert_eq!(counter_increase(&series[0].samples), Some(12.0));
+    assert_eq!(counter_increase(&series[0].samples, &w), Some(12.0));
 }
 
 #[tokio::test]
@@ -132,15 +134,16 @@ async fn histogram_buckets_give_per_bucket_increments() {
             ],
         )
         .start();
+    let w = window(&server, 0, 60, 30);
     let series = source(&server.url)
-        .query_range("latency_seconds_bucket", &window(&server, 0, 60, 30))
+        .query_range("latency_seconds_bucket", &w)
         .await
         .expect("query succeeds");
     assert_eq!(series.len(), 6);
     // Cumulative increases: a = [5, 12, 20], b = [1+1, 2+1, 4+2] = [2, 3, 6];
     // summed [7, 15, 26]; per bucket [7, 8, 11].
     assert_eq!(
-        histogram_increments(&series).expect("pairs up"),
+        histogram_increments(&series, &w).expect("pairs up"),
         vec![
             Bucket {
                 le: 0.1,
@@ -458,4 +461,165 @@ async fn slow_backend_times_out() {
         .expect_err("no answer");
     assert_eq!(err, SourceError::Timeout(Duration::from_millis(200)));
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+// ---------------------------------------------------------------------------
+// Series that begin during the window, as a canary's do when it starts.
+
+/// A canary whose pod starts 8 minutes in (its series begin at t=480 with
+/// small values), beside a baseline that runs all along; a bucket series
+/// (le=0.005) exported only from t=540, and an error counter whose first
+/// increment is at t=570.
+fn canary_starting_mid_window() -> PrometheusServer {
+    let les = [0.005, 0.1, f64::INFINITY];
+    let baseline: Vec<(f64, [f64; 3])> = (0..=40)
+        .map(|i| {
+            let k = i as f64;
+            (15.0 * k, [k, 8.0 * k + 5.0, 10.0 * k + 10.0])
+        })
+        .collect();
+    let canary: Vec<(f64, [f64; 2])> = (0..=8)
+        .map(|i| {
+            let k = i as f64;
+            (480.0 + 15.0 * k, [2.0 + 8.0 * k, 3.0 + 10.0 * k])
+        })
+        .collect();
+    let canary_fast: Vec<(f64, [f64; 1])> = (0..=4)
+        .map(|i| (540.0 + 15.0 * i as f64, [1.0 + i as f64]))
+        .collect();
+    let requests: Vec<(f64, f64)> = canary.iter().map(|(t, c)| (*t, c[1])).collect();
+    let baseline_requests: Vec<(f64, f64)> = baseline.iter().map(|(t, c)| (*t, c[2])).collect();
+    OpenMetrics::new()
+        .histogram_buckets("latency_seconds", &[("track", "primary")], les, &baseline)
+        .histogram_buckets(
+            "latency_seconds",
+            &[("track", "canary")],
+            [0.1, f64::INFINITY],
+            &canary,
+        )
+        .histogram_buckets(
+            "latency_seconds",
+            &[("track", "canary")],
+            [0.005],
+            &canary_fast,
+        )
+        .counter("reqs_total", &[("track", "primary")], &baseline_requests)
+        .counter("reqs_total", &[("track", "canary")], &requests)
+        .counter(
+            "errors_total",
+            &[("track", "primary"), ("code", "500")],
+            &baseline.iter().map(|(t, _)| (*t, 7.0)).collect::<Vec<_>>(),
+        )
+        .counter(
+            "errors_total",
+            &[("track", "canary"), ("code", "500")],
+            &[(570.0, 1.0), (585.0, 2.0)],
+        )
+        .start()
+}
+
+#[tokio::test]
+async fn series_that_begin_mid_window_count_from_zero() {
+    let server = canary_starting_mid_window();
+    let src = source(&server.url);
+    // Ten minutes of data, the look's window the last five; a fractional
+    // start as a webhook's clock gives (Prometheus evaluates from 301).
+    let mut w = window(&server, 300, 600, 15);
+    w.start += 0.5;
+    let query = |track: &str| format!("sum by (le) (latency_seconds_bucket{{track=\"{track}\"}})");
+
+    // The canary's buckets began at 480 and 540: their first values count.
+    // Cumulative [1+3, 2+7*8, 3+7*10] = [4, 58, 73] at the last point (585).
+    let canary = src.query_range(&query("canary"), &w).await.expect("query");
+    assert_eq!(canary.len(), 3, "{canary:?}");
+    let counts =
+        |buckets: Vec<Bucket>| -> Vec<f64> { buckets.iter().map(|b| b.increase).collect() };
+    assert_eq!(
+        counts(histogram_increments(&canary, &w).expect("judged, not an error")),
+        vec![4.0, 54.0, 15.0]
+    );
+    // The baseline was there at the start: only what it gained in 300..585.
+    let baseline = src.query_range(&query("primary"), &w).await.expect("query");
+    assert_eq!(
+        counts(histogram_increments(&baseline, &w).expect("pairs up")),
+        vec![19.0, 133.0, 38.0]
+    );
+
+    // Counters: the canary's requests from 3 at 480, its errors from the
+    // first increment at 570; the baseline's errors never moved.
+    let one = |q: &'static str| {
+        let src = &src;
+        let w = &w;
+        async move { src.query_range(q, w).await.expect("query") }
+    };
+    let reqs = one("sum(reqs_total{track=\"canary\"})").await;
+    assert_eq!(sum_counter_increase(&reqs, &w), Some(73.0));
+    let errors = one("sum(errors_total{track=\"canary\"})").await;
+    assert_eq!(sum_counter_increase(&errors, &w), Some(2.0));
+    let base_errors = one("sum(errors_total{track=\"primary\"})").await;
+    assert_eq!(sum_counter_increase(&base_errors, &w), Some(0.0));
+
+    // The first look after the canary started: one point per series.
+    let first = window(&server, 300, 480, 15);
+    let canary = src
+        .query_range(&query("canary"), &first)
+        .await
+        .expect("query");
+    assert!(canary.iter().all(|s| s.samples.len() == 1), "{canary:?}");
+    assert_eq!(
+        counts(histogram_increments(&canary, &first).expect("one sample is data")),
+        vec![2.0, 1.0]
+    );
+}
+
+/// The engine's look over the same data: every metric is judged, none is
+/// an error, and the canary's arm holds what it counted since it started.
+#[tokio::test]
+async fn a_look_at_a_canary_that_started_mid_window_is_judged() {
+    let server = canary_starting_mid_window();
+    let config = format!(
+        "prometheus:\n  url: {url}\n  timeout: 5s\n  retries: 0\n\
+         analyses:\n  start:\n    lookback: 5m\n    step: 15s\n    min_data: {{points: 3, requests: 10}}\n\
+         \x20   metrics:\n\
+         \x20     - name: latency-buckets\n        kind: histogram\n        judge: sequential\n\
+         \x20       canary: 'sum by (le) (latency_seconds_bucket{{track=\"canary\"}})'\n\
+         \x20       baseline: 'sum by (le) (latency_seconds_bucket{{track=\"primary\"}})'\n\
+         \x20     - name: errors\n        kind: counter\n        judge: sequential\n\
+         \x20       canary: {{errors: 'sum(errors_total{{track=\"canary\"}})', total: 'sum(reqs_total{{track=\"canary\"}})'}}\n\
+         \x20       baseline: {{errors: 'sum(errors_total{{track=\"primary\"}})', total: 'sum(reqs_total{{track=\"primary\"}})'}}\n",
+        url = server.url
+    );
+    let config = verdict::config::load_str(
+        std::path::Path::new("verdict-test.yaml"),
+        &config,
+        std::iter::empty(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let source: Arc<dyn verdict::source::SeriesSource> = Arc::new(source(&server.url));
+    let engine = verdict::engine::Engine::new(
+        config.analyses.clone(),
+        source,
+        Arc::new(verdict::telemetry::Telemetry::new()),
+    );
+    // 495.5: the window's grid (from 196) reaches the canary's first point
+    // once (481), before its le=0.005 bucket exists; 600.5: all of it.
+    for (at, canary_total) in [(495.5, 3), (600.5, 73)] {
+        let look = engine
+            .look(verdict::engine::LookRequest {
+                key: verdict::engine::run::RunKey::Argo {
+                    run: format!("first-look-{at}"),
+                },
+                analysis: "start".into(),
+                vars: Default::default(),
+                now: server.base as f64 + at,
+                weight: None,
+            })
+            .await
+            .expect("a look");
+        for m in &look.metrics {
+            let json = serde_json::to_value(m).expect("serialises");
+            assert_ne!(json["classification"], "error", "{json}");
+            assert_eq!(json["canary"]["total"], canary_total, "{json}");
+        }
+    }
 }

@@ -7,6 +7,14 @@
 //!
 //! NaN and ±inf points are dropped here: they are the absence of data, and
 //! an arm left with nothing is "no data", never a number.
+//!
+//! Counters and histogram buckets are read over the look's window, so a
+//! series that began during it (the canary's pods started after the window
+//! start, or a labelled counter first incremented) counts from 0, and a
+//! series with a single sample is data (`source::increments`). Only
+//! histograms that cannot be read at all (no `le`, an unparsable or
+//! duplicate `le`, buckets that do not pair or are not cumulative, no `+Inf`
+//! bucket) are [`FetchError::Shape`].
 
 use crate::config::analysis::{Metric, MetricKind, Queries};
 use crate::config::template::TemplateError;
@@ -84,6 +92,14 @@ pub async fn fetch_arm(
     vars: &BTreeMap<String, String>,
     window: &Window,
 ) -> Result<Option<ArmData>, FetchError> {
+    // Counters are read from where the data begins: a recording's first
+    // sample says nothing about whether its series was new then.
+    let counted = Window {
+        start: window
+            .start
+            .max(source.recorded_since().unwrap_or(f64::MIN)),
+        ..*window
+    };
     match (metric.config.kind, queries) {
         (MetricKind::Gauge, Queries::Single(t)) => {
             let series = source.query_range(&t.render(vars)?, window).await?;
@@ -114,7 +130,7 @@ pub async fn fetch_arm(
                 }
             );
             let increase = |series: Vec<Series>| -> Result<Option<f64>, FetchError> {
-                Ok(single(series)?.and_then(|s| counter_increase(&s.samples)))
+                Ok(single(series)?.and_then(|s| counter_increase(&s.samples, &counted)))
             };
             let total = match increase(t?)? {
                 Some(total) if total > 0.0 => total,
@@ -139,7 +155,7 @@ pub async fn fetch_arm(
                 return Ok(None);
             }
             let shape = |e: IncrementError| FetchError::Shape(e.to_string());
-            let buckets = histogram_increments(&series).map_err(shape)?;
+            let buckets = histogram_increments(&series, &counted).map_err(shape)?;
             let le = buckets.iter().map(|b| b.le).collect();
             let counts = bucket_counts(&buckets).map_err(shape)?;
             if counts.iter().sum::<u64>() == 0 {

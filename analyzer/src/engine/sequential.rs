@@ -146,28 +146,93 @@ fn sidedness(direction: Direction) -> Sidedness {
     }
 }
 
-/// Checks that both arms have the same buckets; the reason when not.
-fn pair_buckets(canary: &ArmData, baseline: &ArmData) -> Result<(Vec<u64>, Vec<u64>), String> {
+/// An arm's cumulative count at bound `at`, when the data tells it exactly:
+/// at one of its own bounds, or at a bound it lacks when no observation lies
+/// between its neighbouring bounds (so the missing bucket held none, as when
+/// a bucket series was never exported because it never incremented).
+fn cumulative_at(le: &[f64], cumulative: &[u64], at: f64) -> Option<u64> {
+    let next = le.partition_point(|&l| l < at);
+    if le.get(next) == Some(&at) {
+        return Some(cumulative[next]);
+    }
+    let below = if next == 0 { 0 } else { cumulative[next - 1] };
+    (*cumulative.get(next)? == below).then_some(below)
+}
+
+/// Bounds, then the canary's and the baseline's counts on them.
+type Aligned = (Vec<f64>, Vec<u64>, Vec<u64>);
+
+/// Histogram arms on common bounds: every bound of either arm at which both
+/// arms' cumulative counts are known exactly ([`cumulative_at`]). A bound one
+/// arm lacks and cannot be filled (its observations around it are unknown:
+/// another bucket layout) is dropped from both, merging its bucket into the
+/// next one, which loses resolution and never moves an observation.
+fn align_buckets(cl: &[f64], cc: &[u64], bl: &[f64], bc: &[u64]) -> Result<Aligned, String> {
+    let running = |counts: &[u64]| -> Vec<u64> {
+        counts
+            .iter()
+            .scan(0u64, |sum, &n| {
+                *sum += n;
+                Some(*sum)
+            })
+            .collect()
+    };
+    let (ccum, bcum) = (running(cc), running(bc));
+    let mut bounds: Vec<f64> = cl.iter().chain(bl).copied().collect();
+    bounds.sort_by(f64::total_cmp);
+    bounds.dedup();
+    let mut le = Vec::new();
+    let (mut c, mut b) = (Vec::new(), Vec::new());
+    let (mut c_below, mut b_below) = (0u64, 0u64);
+    for at in bounds {
+        if let (Some(x), Some(y)) = (cumulative_at(cl, &ccum, at), cumulative_at(bl, &bcum, at)) {
+            le.push(at);
+            c.push(x.saturating_sub(c_below));
+            b.push(y.saturating_sub(b_below));
+            (c_below, b_below) = (x, y);
+        }
+    }
+    if le.len() < 2 || le.last() != Some(&f64::INFINITY) {
+        return Err(format!(
+            "canary buckets le={cl:?} do not pair with baseline buckets le={bl:?}: \
+             the arms share no bound below +Inf"
+        ));
+    }
+    Ok((le, c, b))
+}
+
+/// Both arms' buckets, paired: a counter's `[errors, rest]`, or a
+/// histogram's buckets on the bounds both arms share ([`align_buckets`]),
+/// with the canary's data on those bounds; the reason when they cannot be.
+fn pair_buckets(
+    canary: &ArmData,
+    baseline: &ArmData,
+) -> Result<(ArmData, Vec<u64>, Vec<u64>), String> {
+    if let (ArmData::Buckets { le: cl, counts: cc }, ArmData::Buckets { le: bl, counts: bc }) =
+        (canary, baseline)
+    {
+        let (le, c, b) = if cl == bl {
+            (cl.clone(), cc.clone(), bc.clone())
+        } else {
+            align_buckets(cl, cc, bl, bc)?
+        };
+        let canary = ArmData::Buckets {
+            le,
+            counts: c.clone(),
+        };
+        return Ok((canary, c, b));
+    }
     let (Some(c), Some(b)) = (buckets(canary), buckets(baseline)) else {
         return Err("the sequential judge needs counter or histogram data".into());
     };
     if c.len() != b.len() {
         return Err(format!(
-            "canary has {} buckets, baseline {}: bucket boundaries must match",
+            "canary has {} buckets, baseline {}: a counter and a histogram do not pair",
             c.len(),
             b.len()
         ));
     }
-    // Equal counts are not enough: buckets pair by their bounds.
-    if let (ArmData::Buckets { le: cl, .. }, ArmData::Buckets { le: bl, .. }) = (canary, baseline) {
-        if cl != bl {
-            return Err(format!(
-                "canary buckets le={cl:?} do not pair with baseline buckets le={bl:?}: \
-                 bucket boundaries must match"
-            ));
-        }
-    }
-    Ok((c, b))
+    Ok((canary.clone(), c, b))
 }
 
 impl SequentialState {
@@ -245,7 +310,7 @@ pub fn judge_sequential(
     state: &mut Option<SequentialState>,
 ) {
     let cfg = &metric.config;
-    let (c, b) = match pair_buckets(canary, baseline) {
+    let (canary, c, b) = match pair_buckets(canary, baseline) {
         Ok(pair) => pair,
         Err(reason) => {
             v.classification = Label::Error;
@@ -262,6 +327,7 @@ pub fn judge_sequential(
     {
         *state = None; // the histogram's buckets changed: start over
     }
+    let canary = &canary;
     let findings = match observe(metric, ctx, canary, &c, &b, state) {
         Ok(f) => f,
         Err(reason) => {
@@ -499,4 +565,70 @@ fn statistics(
             "mismatch": l.mismatch,
         })),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INF: f64 = f64::INFINITY;
+
+    #[test]
+    fn a_bucket_one_arm_never_exported_is_filled_when_the_data_says_it_held_none() {
+        // The canary lacks le=0.005 and has nothing at or below 0.1: the
+        // missing bucket held none, so it is a zero-count bucket.
+        let (le, c, b) =
+            align_buckets(&[0.1, INF], &[0, 5], &[0.005, 0.1, INF], &[2, 3, 4]).unwrap();
+        assert_eq!(le, vec![0.005, 0.1, INF]);
+        assert_eq!((c, b), (vec![0, 0, 5], vec![2, 3, 4]));
+        // Between two bounds with nothing in between: also exact.
+        let (le, c, _) = align_buckets(
+            &[0.1, 1.0, INF],
+            &[4, 0, 6],
+            &[0.1, 0.5, 1.0, INF],
+            &[1, 1, 1, 1],
+        )
+        .unwrap();
+        assert_eq!(le, vec![0.1, 0.5, 1.0, INF]);
+        assert_eq!(c, vec![4, 0, 0, 6]);
+    }
+
+    #[test]
+    fn a_bound_that_cannot_be_filled_is_merged_in_both_arms() {
+        // The canary has observations at or below 0.1, so where they sit
+        // relative to 0.005 is unknown: 0.005 is dropped from both arms.
+        let (le, c, b) =
+            align_buckets(&[0.1, INF], &[2, 1], &[0.005, 0.1, INF], &[2, 3, 4]).unwrap();
+        assert_eq!(le, vec![0.1, INF]);
+        assert_eq!((c, b), (vec![2, 1], vec![5, 4]));
+        // Other layouts: only the shared bounds remain.
+        let (le, c, b) =
+            align_buckets(&[0.1, 0.25, INF], &[1, 2, 3], &[0.1, 0.5, INF], &[4, 5, 6]).unwrap();
+        assert_eq!(le, vec![0.1, INF]);
+        assert_eq!((c, b), (vec![1, 5], vec![4, 11]));
+        // Nothing shared below +Inf: no distribution to compare.
+        let e = align_buckets(&[0.2, INF], &[1, 2], &[0.5, INF], &[3, 4]).unwrap_err();
+        assert!(e.contains("do not pair"), "{e}");
+    }
+
+    #[test]
+    fn pairing_gives_the_canary_on_the_common_bounds() {
+        let canary = ArmData::Buckets {
+            le: vec![0.1, INF],
+            counts: vec![0, 5],
+        };
+        let baseline = ArmData::Buckets {
+            le: vec![0.005, 0.1, INF],
+            counts: vec![2, 3, 4],
+        };
+        let (aligned, c, b) = pair_buckets(&canary, &baseline).unwrap();
+        assert_eq!(
+            aligned,
+            ArmData::Buckets {
+                le: vec![0.005, 0.1, INF],
+                counts: vec![0, 0, 5]
+            }
+        );
+        assert_eq!((c, b), (vec![0, 0, 5], vec![2, 3, 4]));
+    }
 }

@@ -217,6 +217,8 @@ pub fn load(
             .collect();
         source.insert(answer.query.clone(), series);
     }
+    // As the streamed source: the recording begins at its first row.
+    source.set_recorded_since(span.0);
     Ok(Loaded {
         source,
         unused: plan.unused,

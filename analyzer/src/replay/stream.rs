@@ -449,6 +449,15 @@ impl SeriesSource for StreamedSource {
     fn ready(&self) -> BoxFuture<'_, Result<(), SourceError>> {
         Box::pin(std::future::ready(Ok(())))
     }
+
+    fn recorded_since(&self) -> Option<f64> {
+        self.held
+            .lock()
+            .expect("stream lock")
+            .spilled
+            .span
+            .map(|s| s.0)
+    }
 }
 
 #[cfg(test)]

@@ -26,10 +26,30 @@
 //! [`histogram_increments`] therefore accept one series per pod and add the
 //! per-series increments; feeding them an already-summed series also works
 //! when nothing restarts.
+//!
+//! ## Series that begin during the window
+//!
+//! Prometheus has no series for a labelled counter until it first
+//! increments, and a new pod's series (a canary that just started) begins
+//! when the pod is first scraped. Such a counter started at 0, so its first
+//! value *is* an increment: a series that [began during the
+//! window](began_in_window) counts its first usable value from 0. A series
+//! that was already there when the window started counts only what it
+//! gained inside the window; its first value is the baseline. That is one
+//! rule, [`began_in_window`], used by counters and histogram buckets alike.
+//!
+//! Few samples are data, not an error: a series that began with one sample
+//! inside the window increased by that sample's value; one that was there
+//! all along with one sample increased by 0; a bucket series with no usable
+//! sample (only NaN) has no increments. Only input that cannot be read as a
+//! histogram at all is an [`IncrementError`]: a series without `le`, an
+//! unparsable `le`, duplicate series, groups whose buckets do not pair,
+//! increments that are not cumulative beyond scrape skew, or observations
+//! without a `+Inf` bucket to hold them.
 
 use std::collections::BTreeMap;
 
-use super::{Sample, Series};
+use super::{Sample, Series, Window};
 
 /// The label that carries a classic histogram bucket's upper bound.
 pub const LE_LABEL: &str = "le";
@@ -55,13 +75,10 @@ pub enum IncrementError {
         have: Vec<f64>,
         expected: Vec<f64>,
     },
-    /// No `le="+Inf"` bucket: the observations above the largest finite
-    /// bound would be silently lost.
+    /// No `le="+Inf"` bucket while the buckets have increments: the
+    /// observations above the largest finite bound would be silently lost.
     #[error("histogram has no le=\"+Inf\" bucket")]
     MissingInfBucket,
-    /// A bucket has fewer than two usable samples in the window.
-    #[error("histogram bucket le={le} has fewer than 2 usable samples in the window")]
-    InsufficientSamples { le: f64 },
     /// A cumulative bucket's increase is clearly smaller than the previous
     /// (lower) bucket's, beyond what scrape skew explains: the input is not a
     /// cumulative histogram.
@@ -93,6 +110,41 @@ fn usable(samples: &[Sample]) -> impl Iterator<Item = &Sample> {
     samples.iter().filter(|s| s.value.is_finite())
 }
 
+/// How far apart two timestamps may be and still be the same instant:
+/// Prometheus stamps samples to the millisecond.
+const SAME_INSTANT: f64 = 1e-3;
+
+/// Whether a series began during `window`, so that its counter started at 0
+/// and its first value is an increment: **the** rule for series that appear
+/// mid-window (a new pod, a labelled counter's first increment, a bucket
+/// series first exported), shared by counters and histograms.
+///
+/// A series that already existed at the window start has a sample within one
+/// sampling interval of the start: a Prometheus range query evaluates at
+/// the window start (the source rounds it up to a whole second) and finds
+/// the series there through its lookback; a recording holds the series'
+/// samples every interval, so the first one in the window is less than an
+/// interval after the start. So a series began during the window when its
+/// first sample (of any value: a NaN sample shows the series existed) is at
+/// least one interval after the window start, the interval being the larger
+/// of the window's step and the gap between the series' first two samples
+/// (a recording sampled more coarsely than the step).
+///
+/// The rule errs on the side of not counting: a series that began within the
+/// first interval of the window looks as if it had been there (its first
+/// value is lost, as `increase()` would lose it), and a series whose samples
+/// stop for longer than the lookback (5 min) and then resume looks new.
+pub fn began_in_window(samples: &[Sample], window: &Window) -> bool {
+    let Some(first) = samples.first() else {
+        return false;
+    };
+    let gap = samples
+        .get(1)
+        .map_or(0.0, |second| second.timestamp - first.timestamp);
+    let interval = window.step.as_secs_f64().max(gap);
+    interval > 0.0 && first.timestamp - window.start >= interval - SAME_INSTANT
+}
+
 /// The increment between two consecutive counter values, treating a drop as
 /// a reset to 0 followed by counting up to `cur`.
 fn step_increase(prev: f64, cur: f64) -> f64 {
@@ -103,36 +155,40 @@ fn step_increase(prev: f64, cur: f64) -> f64 {
     }
 }
 
-/// How much a counter increased over the samples: the sum of the positive
-/// differences between consecutive usable samples, where a drop is a reset
-/// and the new value counts from 0.
+/// How much a counter increased in `window` over its samples there: the sum
+/// of the differences between consecutive usable samples, where a drop is a
+/// reset and the new value counts from 0, plus the first usable value when
+/// the series [began during the window](began_in_window).
 ///
 /// Samples must be in time order (as range queries return them). Returns
-/// `None` when fewer than two usable (finite) samples exist, since no
-/// difference can be taken; that is "no data", not zero.
-pub fn counter_increase(samples: &[Sample]) -> Option<f64> {
-    let mut it = usable(samples);
-    let mut prev = it.next()?.value;
-    let mut total = 0.0;
-    let mut any = false;
-    for s in it {
-        total += step_increase(prev, s.value);
-        prev = s.value;
-        any = true;
-    }
-    any.then_some(total)
+/// `None` when there is no usable (finite) sample at all, which is "no
+/// data", not zero. One usable sample is data: its value if the series
+/// began during the window, else 0.
+pub fn counter_increase(samples: &[Sample], window: &Window) -> Option<f64> {
+    let steps = counter_increments_per_step(samples, window);
+    usable(samples)
+        .next()
+        .map(|_| steps.iter().map(|s| s.value).sum())
 }
 
-/// The counter's increment in each step: one entry per pair of consecutive
-/// usable samples, stamped with the later sample's timestamp, with the same
-/// reset and NaN rules as [`counter_increase`]. Summing the values gives
-/// [`counter_increase`]. Useful for sequential tests that look at every step.
-pub fn counter_increments_per_step(samples: &[Sample]) -> Vec<Sample> {
+/// The counter's increment in each step, stamped with the later sample's
+/// timestamp: one entry per pair of consecutive usable samples, preceded by
+/// the first usable sample itself (counted from 0) when the series began
+/// during the window, with the same reset and NaN rules as
+/// [`counter_increase`]. Summing the values gives [`counter_increase`].
+/// Useful for sequential tests that look at every step.
+pub fn counter_increments_per_step(samples: &[Sample], window: &Window) -> Vec<Sample> {
     let mut out = Vec::new();
     let mut it = usable(samples);
     let Some(first) = it.next() else {
         return out;
     };
+    if began_in_window(samples, window) {
+        out.push(Sample {
+            timestamp: first.timestamp,
+            value: step_increase(0.0, first.value),
+        });
+    }
     let mut prev = first.value;
     for s in it {
         out.push(Sample {
@@ -144,13 +200,14 @@ pub fn counter_increments_per_step(samples: &[Sample]) -> Vec<Sample> {
     out
 }
 
-/// The total increase of several counter series (e.g. one per pod), each
-/// with its own reset detection. Series with fewer than two usable samples
-/// contribute nothing; `None` when no series has two usable samples.
-pub fn sum_counter_increase(series: &[Series]) -> Option<f64> {
+/// The total increase in `window` of several counter series (e.g. one per
+/// pod, some of which may begin during the window), each with its own reset
+/// detection. Series without a usable sample contribute nothing; `None` when
+/// no series has one.
+pub fn sum_counter_increase(series: &[Series], window: &Window) -> Option<f64> {
     series
         .iter()
-        .filter_map(|s| counter_increase(&s.samples))
+        .filter_map(|s| counter_increase(&s.samples, window))
         .fold(None, |acc, x| Some(acc.unwrap_or(0.0) + x))
 }
 
@@ -181,7 +238,11 @@ fn format_labels(labels: &BTreeMap<String, String>) -> String {
 /// *and* pod. Series are grouped by their labels other than `le`; every group
 /// must carry the same set of `le` values (otherwise [`IncrementError::UnpairedBuckets`]),
 /// each group's buckets get their own counter-reset handling, and the groups
-/// are then added up per `le`. The `+Inf` bucket is required.
+/// are then added up per `le`. Each bucket series is a counter as
+/// [`counter_increase`] reads it over `window`: a bucket series (or a pod's
+/// whole histogram) that began during the window counts its first value from
+/// 0, one with a single sample is data, and one with no usable sample has no
+/// increments. The `+Inf` bucket is required once any bucket has increments.
 ///
 /// Cumulative increments are turned into per-bucket counts by differencing
 /// neighbouring bounds. Buckets of one scrape are consistent, but series can
@@ -193,7 +254,10 @@ fn format_labels(labels: &BTreeMap<String, String>) -> String {
 ///
 /// Empty input gives an empty result (the query matched nothing); the caller
 /// decides what "no data" means.
-pub fn histogram_increments(series: &[Series]) -> Result<Vec<Bucket>, IncrementError> {
+pub fn histogram_increments(
+    series: &[Series],
+    window: &Window,
+) -> Result<Vec<Bucket>, IncrementError> {
     if series.is_empty() {
         return Ok(Vec::new());
     }
@@ -226,9 +290,6 @@ pub fn histogram_increments(series: &[Series]) -> Result<Vec<Bucket>, IncrementE
         let les: Vec<f64> = buckets.iter().map(|(le, _)| *le).collect();
         match &les_of_first {
             None => {
-                if les.last() != Some(&f64::INFINITY) {
-                    return Err(IncrementError::MissingInfBucket);
-                }
                 cumulative = les.iter().map(|&le| (le, 0.0)).collect();
                 les_of_first = Some(les);
             }
@@ -241,11 +302,17 @@ pub fn histogram_increments(series: &[Series]) -> Result<Vec<Bucket>, IncrementE
             }
             Some(_) => {}
         }
-        for (slot, (le, samples)) in cumulative.iter_mut().zip(&buckets) {
-            let inc =
-                counter_increase(samples).ok_or(IncrementError::InsufficientSamples { le: *le })?;
-            slot.1 += inc;
+        for (slot, (_, samples)) in cumulative.iter_mut().zip(&buckets) {
+            // No usable sample at all: nothing was counted in this bucket.
+            slot.1 += counter_increase(samples, window).unwrap_or(0.0);
         }
+    }
+    if cumulative
+        .last()
+        .is_some_and(|(le, _)| *le != f64::INFINITY)
+        && cumulative.iter().any(|(_, inc)| *inc != 0.0)
+    {
+        return Err(IncrementError::MissingInfBucket);
     }
 
     let mut out = Vec::with_capacity(cumulative.len());
@@ -304,6 +371,15 @@ pub fn bucket_counts(buckets: &[Bucket]) -> Result<Vec<u64>, IncrementError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// The window the test samples start at: every series in it was there
+    /// from the start, unless a test shifts it.
+    const W: Window = Window {
+        start: 1000.0,
+        end: 1000.0 + 30.0 * 10.0,
+        step: Duration::from_secs(30),
+    };
 
     fn samples(values: &[f64]) -> Vec<Sample> {
         values
@@ -329,7 +405,7 @@ mod tests {
     #[test]
     fn increase_is_last_minus_first_without_resets() {
         assert_eq!(
-            counter_increase(&samples(&[10.0, 12.0, 12.0, 20.0])),
+            counter_increase(&samples(&[10.0, 12.0, 12.0, 20.0]), &W),
             Some(10.0)
         );
     }
@@ -338,36 +414,112 @@ mod tests {
     fn a_drop_is_a_reset_counted_from_zero() {
         // 10 -> 15 (+5), reset, 0..3 (+3), 3 -> 7 (+4)
         assert_eq!(
-            counter_increase(&samples(&[10.0, 15.0, 3.0, 7.0])),
+            counter_increase(&samples(&[10.0, 15.0, 3.0, 7.0]), &W),
             Some(12.0)
         );
         // reset straight to 0
-        assert_eq!(counter_increase(&samples(&[5.0, 0.0, 2.0])), Some(2.0));
+        assert_eq!(counter_increase(&samples(&[5.0, 0.0, 2.0]), &W), Some(2.0));
     }
 
     #[test]
     fn non_finite_samples_are_skipped() {
         let s = samples(&[f64::NAN, 1.0, f64::NAN, 4.0, f64::INFINITY, 6.0]);
-        assert_eq!(counter_increase(&s), Some(5.0));
+        assert_eq!(counter_increase(&s, &W), Some(5.0));
     }
 
     #[test]
-    fn fewer_than_two_usable_samples_is_no_data() {
-        assert_eq!(counter_increase(&[]), None);
-        assert_eq!(counter_increase(&samples(&[3.0])), None);
-        assert_eq!(counter_increase(&samples(&[3.0, f64::NAN])), None);
-        assert_eq!(counter_increase(&samples(&[3.0, 3.0])), Some(0.0));
+    fn no_usable_sample_is_no_data_and_one_is_data() {
+        assert_eq!(counter_increase(&[], &W), None);
+        assert_eq!(counter_increase(&samples(&[f64::NAN, f64::NAN]), &W), None);
+        // There at the window start: one sample shows no increase.
+        assert_eq!(counter_increase(&samples(&[3.0]), &W), Some(0.0));
+        assert_eq!(counter_increase(&samples(&[3.0, f64::NAN]), &W), Some(0.0));
+        assert_eq!(counter_increase(&samples(&[3.0, 3.0]), &W), Some(0.0));
+    }
+
+    /// `values` every 30 s from `offset` seconds after the window start.
+    fn from(offset: f64, values: &[f64]) -> Vec<Sample> {
+        let mut s = samples(values);
+        for p in &mut s {
+            p.timestamp += offset;
+        }
+        s
+    }
+
+    #[test]
+    fn began_in_window_is_a_first_sample_an_interval_after_the_start() {
+        assert!(!began_in_window(&[], &W));
+        // At the start (Prometheus found it through its lookback).
+        assert!(!began_in_window(&from(0.0, &[1.0, 2.0]), &W));
+        // A recording's sample less than an interval after the start.
+        assert!(!began_in_window(&from(29.0, &[1.0, 2.0]), &W));
+        // One step or more after the start: it was not there before.
+        assert!(began_in_window(&from(30.0, &[1.0, 2.0]), &W));
+        assert!(began_in_window(&from(29.9995, &[1.0]), &W));
+        assert!(began_in_window(&from(90.0, &[1.0]), &W));
+        // Sampled every 60 s, coarser than the step: 45 s after the start
+        // is still within its own interval, so it may have been there.
+        let coarse = [
+            Sample {
+                timestamp: 1045.0,
+                value: 1.0,
+            },
+            Sample {
+                timestamp: 1105.0,
+                value: 2.0,
+            },
+        ];
+        assert!(!began_in_window(&coarse, &W));
+        // A NaN first sample shows the series existed.
+        assert!(began_in_window(&from(60.0, &[f64::NAN, 4.0]), &W));
+        assert!(!began_in_window(&from(0.0, &[f64::NAN, 4.0]), &W));
+    }
+
+    #[test]
+    fn a_series_that_began_in_the_window_counts_its_first_value() {
+        // A new pod's counter, first scraped two steps into the window.
+        assert_eq!(
+            counter_increase(&from(60.0, &[2.0, 5.0, 9.0]), &W),
+            Some(9.0)
+        );
+        // The same values from the window start: 2 was there before.
+        assert_eq!(
+            counter_increase(&from(0.0, &[2.0, 5.0, 9.0]), &W),
+            Some(7.0)
+        );
+        // A single sample inside the window, after the start: the first look
+        // after a canary started, or a labelled counter's first increment.
+        assert_eq!(counter_increase(&from(270.0, &[4.0]), &W), Some(4.0));
+        // Only NaN, wherever it begins: no data.
+        assert_eq!(counter_increase(&from(60.0, &[f64::NAN]), &W), None);
+        // NaN first, then a value: the series began at the NaN, from 0.
+        assert_eq!(
+            counter_increase(&from(60.0, &[f64::NAN, 3.0, 4.0]), &W),
+            Some(4.0)
+        );
+        // A reset right after appearing: 5 from 0, reset, 2 from 0, +2.
+        assert_eq!(
+            counter_increase(&from(60.0, &[5.0, 2.0, 4.0]), &W),
+            Some(9.0)
+        );
+        let steps = counter_increments_per_step(&from(60.0, &[5.0, 2.0, 4.0]), &W);
+        let values: Vec<f64> = steps.iter().map(|s| s.value).collect();
+        assert_eq!(values, vec![5.0, 2.0, 2.0]);
+        assert_eq!(steps[0].timestamp, 1060.0);
     }
 
     #[test]
     fn per_step_increments_sum_to_the_increase() {
         let s = samples(&[10.0, 15.0, f64::NAN, 3.0, 7.0]);
-        let steps = counter_increments_per_step(&s);
+        let steps = counter_increments_per_step(&s, &W);
         let values: Vec<f64> = steps.iter().map(|s| s.value).collect();
         assert_eq!(values, vec![5.0, 3.0, 4.0]);
         assert_eq!(steps[1].timestamp, 1090.0);
-        assert_eq!(values.iter().sum::<f64>(), counter_increase(&s).unwrap());
-        assert!(counter_increments_per_step(&samples(&[1.0])).is_empty());
+        assert_eq!(
+            values.iter().sum::<f64>(),
+            counter_increase(&s, &W).unwrap()
+        );
+        assert!(counter_increments_per_step(&samples(&[1.0]), &W).is_empty());
     }
 
     #[test]
@@ -375,10 +527,21 @@ mod tests {
         let pods = [
             series(&[("pod", "a")], &[100.0, 110.0, 5.0]), // +10, reset +5
             series(&[("pod", "b")], &[50.0, 60.0, 70.0]),  // +20
-            series(&[("pod", "c")], &[7.0]),               // no data
+            series(&[("pod", "c")], &[7.0]),               // +0
+            series(&[("pod", "d")], &[f64::NAN]),          // no data
         ];
-        assert_eq!(sum_counter_increase(&pods), Some(35.0));
-        assert_eq!(sum_counter_increase(&pods[2..]), None);
+        assert_eq!(sum_counter_increase(&pods, &W), Some(35.0));
+        assert_eq!(sum_counter_increase(&pods[2..], &W), Some(0.0));
+        assert_eq!(sum_counter_increase(&pods[3..], &W), None);
+        // A pod that started mid-window: its first value counts.
+        let started = Series {
+            labels: Default::default(),
+            samples: from(120.0, &[3.0, 8.0]),
+        };
+        assert_eq!(
+            sum_counter_increase(&[pods[0].clone(), started], &W),
+            Some(15.0 + 8.0)
+        );
     }
 
     #[test]
@@ -400,7 +563,7 @@ mod tests {
             series(&[("le", "0.1")], &[2.0, 7.0]),
             series(&[("le", "0.5")], &[8.0, 25.0]),
         ];
-        let b = histogram_increments(&s).unwrap();
+        let b = histogram_increments(&s, &W).unwrap();
         assert_eq!(
             b,
             vec![
@@ -429,7 +592,7 @@ mod tests {
             series(&[("le", "1"), ("pod", "b")], &[0.0, 3.0, 3.0]), // +3
             series(&[("le", "+Inf"), ("pod", "b")], &[0.0, 3.0, 4.0]), // +4
         ];
-        let b = histogram_increments(&s).unwrap();
+        let b = histogram_increments(&s, &W).unwrap();
         assert_eq!(
             b[0],
             Bucket {
@@ -452,7 +615,7 @@ mod tests {
             series(&[("le", "1")], &[0.0, 100.0]),
             series(&[("le", "+Inf")], &[0.0, 99.5]),
         ];
-        let b = histogram_increments(&skewed).unwrap();
+        let b = histogram_increments(&skewed, &W).unwrap();
         assert_eq!(b[1].increase, 0.0);
 
         let broken = [
@@ -460,7 +623,7 @@ mod tests {
             series(&[("le", "+Inf")], &[0.0, 10.0]),
         ];
         assert!(matches!(
-            histogram_increments(&broken),
+            histogram_increments(&broken, &W),
             Err(IncrementError::NotCumulative { .. })
         ));
     }
@@ -469,13 +632,13 @@ mod tests {
     fn histogram_label_errors() {
         let no_le = [series(&[("pod", "a")], &[0.0, 1.0])];
         assert!(matches!(
-            histogram_increments(&no_le),
+            histogram_increments(&no_le, &W),
             Err(IncrementError::MissingLe { .. })
         ));
 
         let no_inf = [series(&[("le", "1")], &[0.0, 1.0])];
         assert_eq!(
-            histogram_increments(&no_inf),
+            histogram_increments(&no_inf, &W),
             Err(IncrementError::MissingInfBucket)
         );
 
@@ -484,7 +647,7 @@ mod tests {
             series(&[("le", "1.0")], &[0.0, 1.0]),
         ];
         assert!(matches!(
-            histogram_increments(&dup),
+            histogram_increments(&dup, &W),
             Err(IncrementError::DuplicateSeries { .. })
         ));
 
@@ -494,20 +657,86 @@ mod tests {
             series(&[("le", "+Inf"), ("pod", "b")], &[0.0, 1.0]),
         ];
         assert!(matches!(
-            histogram_increments(&unpaired),
+            histogram_increments(&unpaired, &W),
             Err(IncrementError::UnpairedBuckets { .. })
         ));
 
-        let short = [
-            series(&[("le", "1")], &[0.0, 1.0]),
-            series(&[("le", "+Inf")], &[1.0]),
-        ];
+        // Without +Inf but nothing counted: no data rather than an error.
+        let quiet = [series(&[("le", "1")], &[3.0, 3.0])];
         assert_eq!(
-            histogram_increments(&short),
-            Err(IncrementError::InsufficientSamples { le: f64::INFINITY })
+            histogram_increments(&quiet, &W),
+            Ok(vec![Bucket {
+                le: 1.0,
+                increase: 0.0
+            }])
         );
 
-        assert_eq!(histogram_increments(&[]), Ok(vec![]));
+        assert_eq!(histogram_increments(&[], &W), Ok(vec![]));
+    }
+
+    fn series_from(le: &str, offset: f64, values: &[f64]) -> Series {
+        Series {
+            labels: [(LE_LABEL.to_string(), le.to_string())].into(),
+            samples: from(offset, values),
+        }
+    }
+
+    #[test]
+    fn few_samples_and_buckets_that_begin_mid_window_are_data() {
+        // The first look after the canary started: one sample per bucket,
+        // on the window's last step.
+        let first_look = [
+            series_from("0.005", 270.0, &[1.0]),
+            series_from("0.1", 270.0, &[4.0]),
+            series_from("+Inf", 270.0, &[5.0]),
+        ];
+        let b = histogram_increments(&first_look, &W).unwrap();
+        assert_eq!(bucket_counts(&b).unwrap(), vec![1, 3, 1]);
+
+        // A bucket series exported only after some minutes, beside buckets
+        // there from the start.
+        let climb = [10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0];
+        let late = [
+            series_from("0.005", 180.0, &[2.0, 3.0]), // began: +3
+            series_from("0.1", 0.0, &climb),          // +14
+            series_from(
+                "+Inf",
+                0.0,
+                &[10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 30.0],
+            ), // +20
+        ];
+        let b = histogram_increments(&late, &W).unwrap();
+        let les: Vec<f64> = b.iter().map(|b| b.le).collect();
+        assert_eq!(les, vec![0.005, 0.1, f64::INFINITY]);
+        assert_eq!(bucket_counts(&b).unwrap(), vec![3, 11, 6]);
+
+        // A bucket with only NaN between counted ones cannot be read as a
+        // cumulative histogram.
+        let hole = [
+            series_from("0.1", 0.0, &climb),
+            series_from("0.5", 0.0, &[f64::NAN; 8]),
+            series_from("+Inf", 0.0, &climb),
+        ];
+        assert!(matches!(
+            histogram_increments(&hole, &W),
+            Err(IncrementError::NotCumulative { .. })
+        ));
+
+        // A reset right after a bucket appeared.
+        let reset = [
+            series_from("1", 60.0, &[5.0, 2.0, 4.0]),    // 5 + 2 + 2
+            series_from("+Inf", 60.0, &[6.0, 2.0, 5.0]), // 6 + 2 + 3
+        ];
+        let b = histogram_increments(&reset, &W).unwrap();
+        assert_eq!(bucket_counts(&b).unwrap(), vec![9, 2]);
+
+        // Only NaN everywhere: all zero, which the caller reads as no data.
+        let nan = [
+            series_from("1", 0.0, &[f64::NAN, f64::NAN]),
+            series_from("+Inf", 60.0, &[f64::NAN]),
+        ];
+        let b = histogram_increments(&nan, &W).unwrap();
+        assert_eq!(bucket_counts(&b).unwrap(), vec![0, 0]);
     }
 
     #[test]

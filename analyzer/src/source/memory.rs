@@ -17,6 +17,8 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Default)]
 pub struct MemorySource {
     series: HashMap<String, Vec<Series>>,
+    /// The earliest sample of any series: where the recording begins.
+    since: Option<f64>,
 }
 
 impl MemorySource {
@@ -30,8 +32,21 @@ impl MemorySource {
     pub fn insert(&mut self, query: impl Into<String>, mut series: Vec<Series>) {
         for s in &mut series {
             super::sort_by_time(&mut s.samples);
+            if let Some(first) = s.samples.first() {
+                self.since = Some(
+                    self.since
+                        .map_or(first.timestamp, |t| t.min(first.timestamp)),
+                );
+            }
         }
         self.series.insert(query.into(), series);
+    }
+
+    /// Sets where the recording begins (by default, the earliest sample
+    /// inserted), e.g. the first sample of a whole recording of which only
+    /// some series are inserted.
+    pub fn set_recorded_since(&mut self, since: f64) {
+        self.since = Some(since);
     }
 
     /// The answer of `query`, if it has one.
@@ -66,6 +81,10 @@ impl SeriesSource for MemorySource {
 
     fn ready(&self) -> BoxFuture<'_, Result<(), SourceError>> {
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn recorded_since(&self) -> Option<f64> {
+        self.since
     }
 }
 

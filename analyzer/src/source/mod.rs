@@ -113,6 +113,14 @@ pub trait SeriesSource: Send + Sync {
 
     /// Whether the backend answers at all (readiness).
     fn ready(&self) -> BoxFuture<'_, Result<(), SourceError>>;
+
+    /// For a recording, the time of its first sample: nothing is known
+    /// before it, so a series whose first sample is there was already there
+    /// when the recording began, not new ([`increments::began_in_window`]
+    /// judges from `max(window start, this)`). `None` for a live backend.
+    fn recorded_since(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// A boxed, sendable future.

@@ -331,8 +331,12 @@ impl PrometheusSource {
     /// set, with the backend's retries and error mapping (see module docs).
     ///
     /// A query that matches nothing is `Ok` with no series. The client crate
-    /// sends whole-second bounds, so fractional `start`/`end` are truncated
-    /// (the evaluation grid shifts by under a second). A conforming backend
+    /// sends whole-second bounds: a fractional `start` is rounded up and
+    /// `end` down, so every point lies inside the window (the evaluation
+    /// grid shifts by under a second), as a recording's samples do. A series
+    /// there at the window start then has a point within the first second of
+    /// the window, and one that began later has none until a step after it,
+    /// which is how `increments::began_in_window` tells them apart. A conforming backend
     /// always answers a range query with a matrix; if one answers with an
     /// instant vector or a scalar, each element becomes a one-sample series
     /// (a scalar has no labels).
@@ -353,7 +357,10 @@ impl PrometheusSource {
         if query.trim().is_empty() {
             return Err(SourceError::BadQuery("empty query".into()));
         }
-        let (start, end) = (window.start.floor() as i64, window.end.floor() as i64);
+        let end = window.end.floor() as i64;
+        // Rounded up, but never past the end: a window shorter than a second
+        // that straddles no whole second evaluates at its end.
+        let start = (window.start.ceil() as i64).min(end.max(window.start.floor() as i64));
         let step = window.step.as_secs_f64();
         let result = self
             .with_retries(|| {
