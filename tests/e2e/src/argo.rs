@@ -196,14 +196,16 @@ impl AnalysisTemplate {
                 if c.contains("{{") {
                     return Err(spec_error(format!("{which} {c:?} takes arguments")));
                 }
-                Condition::parse(c)
-                    .map_err(|e| spec_error(format!("AnalysisTemplate {}: {which}: {e}", self.name)))?;
+                Condition::parse(c).map_err(|e| {
+                    spec_error(format!("AnalysisTemplate {}: {which}: {e}", self.name))
+                })?;
             }
         }
         let raw: MetricSpec = serde_json::from_value(self.metric.clone()).unwrap_or(spec);
         if let Some(path) = raw.provider.web.json_path.as_deref() {
-            JsonPath::parse(path)
-                .map_err(|e| spec_error(format!("AnalysisTemplate {}: jsonPath: {e}", self.name)))?;
+            JsonPath::parse(path).map_err(|e| {
+                spec_error(format!("AnalysisTemplate {}: jsonPath: {e}", self.name))
+            })?;
         }
         Ok(())
     }
@@ -398,7 +400,11 @@ impl Condition {
             ))
         };
         let rest = text.trim().strip_prefix("result").ok_or_else(refuse)?;
-        let literal = rest.trim_start().strip_prefix("==").ok_or_else(refuse)?.trim();
+        let literal = rest
+            .trim_start()
+            .strip_prefix("==")
+            .ok_or_else(refuse)?
+            .trim();
         let inner = literal
             .strip_prefix('"')
             .and_then(|l| l.strip_suffix('"'))
@@ -447,8 +453,7 @@ impl JsonPath {
             .collect();
         let plain = |f: &String| {
             !f.is_empty()
-                && f
-                    .chars()
+                && f.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         };
         if !fields.iter().all(plain) {
@@ -512,7 +517,10 @@ impl Metric {
             .filter(|i| !i.is_empty())
             .map(parse_go_duration)
             .transpose()?;
-        let count = match (int_field("count", &spec.count)?.filter(|c| *c > 0), interval) {
+        let count = match (
+            int_field("count", &spec.count)?.filter(|c| *c > 0),
+            interval,
+        ) {
             (Some(c), _) => Some(c),
             (None, None) => Some(1),
             (None, Some(_)) => None,
@@ -524,8 +532,16 @@ impl Metric {
         Ok(Metric {
             interval,
             count,
-            success: spec.success_condition.as_deref().map(Condition::parse).transpose()?,
-            failure: spec.failure_condition.as_deref().map(Condition::parse).transpose()?,
+            success: spec
+                .success_condition
+                .as_deref()
+                .map(Condition::parse)
+                .transpose()?,
+            failure: spec
+                .failure_condition
+                .as_deref()
+                .map(Condition::parse)
+                .transpose()?,
             failure_limit: int_field("failureLimit", &spec.failure_limit)?.unwrap_or(0),
             inconclusive_limit: int_field("inconclusiveLimit", &spec.inconclusive_limit)?
                 .unwrap_or(0),
@@ -777,7 +793,10 @@ impl Report {
         let t0 = self.started;
         let mut out = format!("argo rollout of {}: {:?}\n", self.rollout, self.outcome);
         for (at, w) in &self.weights {
-            let run = self.runs.iter().find(|r| r.weight == *w && r.started >= *at);
+            let run = self
+                .runs
+                .iter()
+                .find(|r| r.weight == *w && r.started >= *at);
             out.push_str(&format!("  {:>6.1}s  setWeight {w}\n", at - t0));
             let Some(run) = run else { continue };
             out.push_str(&format!(
@@ -1159,21 +1178,29 @@ mod tests {
             JsonPath::parse("{$.decision}").unwrap().find(&v),
             Some(&Value::from("abort"))
         );
-        assert_eq!(JsonPath::parse("{.a.b}").unwrap().find(&v), Some(&Value::from(2)));
+        assert_eq!(
+            JsonPath::parse("{.a.b}").unwrap().find(&v),
+            Some(&Value::from(2))
+        );
         assert_eq!(JsonPath::parse("{$}").unwrap().find(&v), Some(&v));
         assert!(JsonPath::parse("{$.metrics[0]}").is_err());
         assert_eq!(JsonPath::parse("{$.missing}").unwrap().find(&v), None);
         assert_eq!(parse_go_duration("1m").unwrap(), Duration::from_secs(60));
         assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_go_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_go_duration("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
         assert!(parse_go_duration("1d").is_err());
     }
 
     #[test]
     fn tags_are_json_escaped_and_must_resolve() {
         let text = r#"{"u":"http://x/{{args.a}}?q={{ args.b }}"}"#;
-        let out = resolve_tags(text, &|n| Ok(if n == "a" { "p\"q".into() } else { "1".into() }))
-            .unwrap();
+        let out = resolve_tags(text, &|n| {
+            Ok(if n == "a" { "p\"q".into() } else { "1".into() })
+        })
+        .unwrap();
         assert_eq!(out, r#"{"u":"http://x/p\"q?q=1"}"#);
         assert!(resolve_tags("{{secrets.x}}", &|_| Ok(String::new())).is_err());
     }
