@@ -49,18 +49,20 @@
 //! (its stdin closes). Ports are chosen free at run time; everything is on
 //! 127.0.0.1. `prometheus` must be on PATH (`scripts/install-test-deps.sh`).
 
+mod common;
 #[path = "../../../analyzer/tests/support/daemon.rs"]
 mod daemon;
 #[path = "../../../analyzer/tests/support/prometheus.rs"]
 mod prometheus;
 
+use common::{
+    describe_load, log, unix_now, verdict_config, wait_scraped, Service, NAMESPACE, SCRAPE,
+};
 use daemon::Daemon;
 use prometheus::{PrometheusServer, ScrapeTarget};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use verdict::api::flagger::FlaggerWebhook;
 use verdict::engine::LookRequest;
 use verdict_e2e::flagger::{Canary, HookType, Phase, Report, RollbackCause, Rollout, Webhook};
@@ -68,66 +70,15 @@ use verdict_e2e::load::{CanaryWeight, LoadConfig, LoadGenerator, LoadStats};
 use verdict_judges::decision::Action;
 
 /// Flagger's analysis interval (real Flagger's minimum is 10 s; the
-/// analysis below is tuned for seconds).
+/// analysis, `common::VERDICT_CONFIG`, is tuned for seconds).
 const INTERVAL: Duration = Duration::from_secs(4);
-/// Prometheus' scrape interval.
-const SCRAPE: Duration = Duration::from_secs(1);
 /// Requests per second per scenario, both arms together.
 const RATE: f64 = 200.0;
 /// Webhook timeout: the rollback and rollout hooks of one tick fit in the interval.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(3);
-const NAMESPACE: &str = "e2e";
 const ANALYSIS: &str = "e2e";
 const CHECKSUM: &str = "85d557f47b";
 const STEPS: [u32; 4] = [5, 25, 50, 100];
-
-/// Verdict's config: one analysis for short intervals. `step: 1s` matches
-/// the scrape interval; `lookback` covers the interval before the first
-/// look; the dedup window joins the rollback and rollout hooks of one tick
-/// into one look; `min_data` makes promotion wait for a few hundred
-/// requests per arm and three intervals.
-const VERDICT_CONFIG: &str = r#"
-prometheus:
-  url: PROMETHEUS_URL
-  timeout: 2s
-  retries: 1
-analyses:
-  e2e:
-    description: End-to-end rollout test of the e2e-app service.
-    lookback: 5s
-    step: 1s
-    dedup_window: 500ms
-    alpha: 0.05
-    min_data: {requests: 300, duration: 12s}
-    metrics:
-      - name: errors
-        kind: counter
-        judge: sequential
-        critical: true
-        canary:
-          errors: 'sum(http_requests_total{namespace="{{namespace}}",app="{{name}}-canary",code=~"5.."})'
-          total: 'sum(http_requests_total{namespace="{{namespace}}",app="{{name}}-canary"})'
-        baseline:
-          errors: 'sum(http_requests_total{namespace="{{namespace}}",app="{{name}}-primary",code=~"5.."})'
-          total: 'sum(http_requests_total{namespace="{{namespace}}",app="{{name}}-primary"})'
-      - name: latency
-        kind: histogram
-        judge: sequential
-        critical: true
-        slow_above: 0.025
-        canary: 'sum by (le) (http_request_duration_seconds_bucket{namespace="{{namespace}}",app="{{name}}-canary"})'
-        baseline: 'sum by (le) (http_request_duration_seconds_bucket{namespace="{{namespace}}",app="{{name}}-primary"})'
-      - name: accuracy
-        kind: counter
-        judge: sequential
-        critical: true
-        canary:
-          errors: 'sum(model_predictions_scored_total{namespace="{{namespace}}",app="{{name}}-canary",correct="false"})'
-          total: 'sum(model_predictions_scored_total{namespace="{{namespace}}",app="{{name}}-canary"})'
-        baseline:
-          errors: 'sum(model_predictions_scored_total{namespace="{{namespace}}",app="{{name}}-primary",correct="false"})'
-          total: 'sum(model_predictions_scored_total{namespace="{{namespace}}",app="{{name}}-primary"})'
-"#;
 
 /// One rollout to run.
 struct Scenario {
@@ -174,65 +125,6 @@ const SCENARIOS: [Scenario; 5] = [
         regress_at_weight: 50,
     },
 ];
-
-/// A running `e2e-app`, killed on drop. Its stdin stays open while the
-/// guard lives; the service exits by itself when it closes.
-struct Service {
-    child: Child,
-    /// `http://127.0.0.1:PORT`.
-    url: String,
-    /// `127.0.0.1:PORT`.
-    address: String,
-}
-
-impl Service {
-    fn start(seed: u64, faults: &[&str]) -> Service {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-app"))
-            .arg("--seed")
-            .arg(seed.to_string())
-            .args(faults)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start e2e-app");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read e2e-app's address");
-        let address = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("e2e-app did not say where it listens: {line:?}"))
-            .to_string();
-        Service {
-            child,
-            url: format!("http://{address}"),
-            address,
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs_f64()
-}
-
-/// Writes to the real stderr, past the test harness' capture, so the
-/// timelines are in the CI log of a passing run too.
-fn log(text: &str) {
-    let _ = std::io::stderr().write_all(text.as_bytes());
-}
 
 /// The Canary's webhooks, every type Verdict serves, all at Verdict.
 fn canary(name: &str, verdict: &str) -> Canary {
@@ -390,52 +282,6 @@ async fn detectable_at(
     }
 }
 
-/// Waits until Prometheus has scraped every target successfully.
-async fn wait_scraped(prometheus: &PrometheusServer, targets: usize) {
-    verdict::tls::install_crypto_provider();
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        let body: serde_json::Value = client
-            .get(format!("{}/api/v1/query", prometheus.url))
-            .query(&[("query", "count(up == 1)")])
-            .send()
-            .await
-            .expect("query Prometheus")
-            .json()
-            .await
-            .expect("Prometheus answers JSON");
-        let up = body["data"]["result"][0]["value"][1]
-            .as_str()
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0);
-        if up == targets {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "Prometheus scraped {up} of {targets} targets after a minute:\n{}",
-            prometheus.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn describe_load(load: &LoadStats) -> String {
-    format!(
-        "load: {:.0} req/s; baseline {} sent, {} ok, {} 5xx, {} failed; canary {} sent, {} ok, {} 5xx, {} failed\n",
-        load.achieved_rate(),
-        load.baseline.sent,
-        load.baseline.ok,
-        load.baseline.server_errors,
-        load.baseline.failed,
-        load.canary.sent,
-        load.canary.ok,
-        load.canary.server_errors,
-        load.canary.failed,
-    )
-}
-
 fn check_healthy(outcome: &Outcome) {
     let report = &outcome.report;
     assert_eq!(
@@ -566,7 +412,7 @@ async fn canaries_are_promoted_when_healthy_and_rolled_back_within_an_interval_o
         .collect();
     let prometheus = PrometheusServer::start_scraping(&targets, SCRAPE);
     wait_scraped(&prometheus, targets.len()).await;
-    let config = VERDICT_CONFIG.replace("PROMETHEUS_URL", &prometheus.url);
+    let config = verdict_config(&prometheus.url, ANALYSIS);
     let verdict = Daemon::start_on_wall_clock(&config).await;
 
     let started = Instant::now();
