@@ -319,7 +319,12 @@ impl Engine {
             return Ok(Arc::new(persist::unrecorded(look, &e)));
         }
         if let Some(last) = run.last_look() {
-            if req.now - last.time < cfg.dedup_window.as_secs_f64() && req.now >= last.time {
+            // A delivery at another weight is a new step's first look (Argo
+            // measures a new step's run at once), never a duplicate.
+            if req.now - last.time < cfg.dedup_window.as_secs_f64()
+                && req.now >= last.time
+                && req.weight == last.weight
+            {
                 self.telemetry.duplicate_deliveries.inc();
                 return Ok(last.clone());
             }
@@ -414,7 +419,10 @@ impl Engine {
         );
         if decision.action == verdict_judges::decision::Action::Promote
             && req.weight.is_none()
-            && analysis.metrics.iter().any(|m| m.judge == JudgeKind::Sequential)
+            && analysis
+                .metrics
+                .iter()
+                .any(|m| m.judge == JudgeKind::Sequential)
         {
             // Never a silent pass: without a weight the split is unchecked.
             decision.reasons.push(

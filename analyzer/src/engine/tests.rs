@@ -423,3 +423,27 @@ fn a_step_budget_shorter_than_the_minimum_duration_is_refused() {
     let e = load_str(Path::new("t.yaml"), &text, Vec::new()).unwrap_err();
     assert!(e.to_string().contains("step_budget.duration"), "{e}");
 }
+
+/// Argo measures a new step's run at once: a delivery at another weight
+/// within the dedup window is that step's first look, not a duplicate of
+/// the last step's (whose answer would pass the new step unseen).
+#[tokio::test]
+async fn a_delivery_at_another_weight_is_a_new_look_not_a_duplicate() {
+    let source = {
+        let mut s = MemorySource::new();
+        s.insert(r#"latency{app="app-canary"}"#, series(0.0, 3000.0, wavy));
+        s.insert(r#"latency{app="app-primary"}"#, series(0.0, 3000.0, wavy));
+        s
+    };
+    let e = engine("", source);
+    let at = |now: f64, weight: Option<f64>| LookRequest {
+        weight,
+        ..request("r", now)
+    };
+    let first = e.look(at(1000.0, Some(5.0))).await.unwrap();
+    let duplicate = e.look(at(1001.0, Some(5.0))).await.unwrap();
+    assert_eq!(duplicate.number, first.number, "same weight: a duplicate");
+    let next_step = e.look(at(1001.5, Some(25.0))).await.unwrap();
+    assert_eq!(next_step.number, first.number + 1);
+    assert_eq!(next_step.weight, Some(25.0));
+}

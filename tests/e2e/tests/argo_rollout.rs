@@ -318,13 +318,12 @@ fn errors_of(report: &Report) -> Vec<String> {
 /// milliseconds after the last one of the previous run, with a new
 /// `weight` argument. Verdict's dedup window (`engine::look`, 500 ms here,
 /// 5 s by default) returns the run's last look to any request within the
-/// window whatever its weight, so that measurement gets the previous
-/// step's `promote` (made at the previous weight) and Argo counts a
-/// Successful measurement for the new step without any look at its
-/// weight. With the shipped template (count 5, inconclusiveLimit 4) that
-/// stale promote alone lets a step pass if its four real looks all say
-/// `continue`. The healthy and restart scenarios pass either way (their
-/// later looks promote on their own); the log lists each stale answer.
+/// window, so such a measurement got the previous step's `promote` (made
+/// at the previous weight) and Argo counted a Successful measurement for
+/// the new step without any look at its weight: with the shipped template
+/// (count 5, inconclusiveLimit 4) that stale promote alone let a step pass.
+/// Verdict now takes a new look when the weight differs; the test asserts
+/// that no scenario gets a stale answer.
 fn stale_answers(report: &Report) -> Vec<String> {
     let all: Vec<_> = report.measurements().collect();
     all.windows(2)
@@ -560,6 +559,7 @@ async fn argo_canaries_are_promoted_when_healthy_aborted_when_regressed_and_surv
         ));
         for stale in stale_answers(&outcome.report) {
             log(&format!("  stale answer: {stale}\n"));
+            failures.push(format!("{}: stale answer: {stale}", scenario.name));
         }
         let checked = std::panic::catch_unwind(|| match scenario.regressed_metric {
             None if scenario.restart => check_restart(outcome),
