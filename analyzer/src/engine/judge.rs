@@ -32,6 +32,11 @@ pub struct JudgeContext {
     /// The canary's share of the requests the look's count metrics saw
     /// (whatever the weight was meant to be), when any counted requests.
     pub canary_share: Option<f64>,
+    /// The look's time (unix seconds).
+    pub now: f64,
+    /// How long after a weight change the data may still show the old
+    /// split (scrape lag and the query step): the analysis's `step`.
+    pub settle_seconds: f64,
 }
 
 impl JudgeContext {
@@ -43,7 +48,15 @@ impl JudgeContext {
             alpha_per_metric: analysis.config.alpha / analysis.metrics.len().max(1) as f64,
             weight,
             canary_share: None,
+            now: 0.0,
+            settle_seconds: analysis.config.step.as_secs_f64(),
         }
+    }
+
+    /// The context at time `now` (unix seconds).
+    pub fn at(mut self, now: f64) -> Self {
+        self.now = now;
+        self
     }
 
     /// The context with the canary's observed share of requests, from the

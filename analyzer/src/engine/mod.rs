@@ -396,6 +396,7 @@ impl Engine {
             r.as_ref().ok().and_then(Option::as_ref)
         }
         let context = JudgeContext::new(&analysis, req.weight)
+            .at(req.now)
             .observing(fetched.iter().map(|(c, b)| (arm(c), arm(b))));
         // Judged on a copy: the run's state changes only with a committed look.
         let mut sequential = run.sequential.clone();

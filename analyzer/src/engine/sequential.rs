@@ -14,10 +14,12 @@
 //! slow_above`; without `slow_above`, the buckets above the pooled median
 //! of the first look with traffic, fixed from then on).
 //!
-//! When the weight is known (a schedule, or a weight passed in), the
-//! traffic split is also checked against it; a look that starts a new
-//! weight cannot check it (its increments reach back before the change),
-//! nor promote.
+//! When the weight is known (a weight passed in), the traffic split is
+//! also checked against it, on increments that begin at least the
+//! analysis's `step` after the new weight was first seen (before that the
+//! data can still show the old split: scrape lag, the query step, a
+//! controller that measures the moment it moved the weight). Until the
+//! split has been checked at the current weight, the metric cannot promote.
 
 use super::fetch::ArmData;
 use super::judge::{JudgeContext, MetricVerdict};
@@ -52,6 +54,14 @@ pub struct SequentialState {
     weight: Option<f64>,
     /// Traffic-split check against the weight, when one is known.
     srm: Option<SampleRatioMismatch>,
+    /// When the current weight was first seen, the previous look's time,
+    /// and whether the split has been checked at this weight.
+    #[serde(default)]
+    weight_seen_at: Option<f64>,
+    #[serde(default)]
+    last_look_at: Option<f64>,
+    #[serde(default)]
+    split_checked: bool,
     /// Metrics with a `margin`: a confidence sequence on the difference of
     /// the bad rate, so promotion needs non-inferiority shown, not merely
     /// no harm found (docs/statistics/simulation.md).
@@ -246,6 +256,9 @@ impl SequentialState {
             last_baseline: vec![0; n],
             weight: ctx.weight,
             srm: split_check(ctx.weight, ctx.alpha_per_metric),
+            weight_seen_at: Some(ctx.now),
+            last_look_at: None,
+            split_checked: false,
             non_inferiority: (cfg.margin > 0.0)
                 .then(|| rate_sequence(baseline_rate, ctx.min_data.requests, ctx.alpha_per_metric))
                 .flatten(),
@@ -297,7 +310,8 @@ struct Findings {
     split: Option<SrmLook>,
     interval: Option<verdict_judges::sequential::Interval>,
     shown: Option<bool>,
-    starts_segment: bool,
+    /// A weight is known but the split has not been checked at it yet.
+    split_pending: bool,
 }
 
 /// Judges a counter or histogram metric sequentially, updating `state`.
@@ -360,9 +374,6 @@ fn observe(
     state: &mut Option<SequentialState>,
 ) -> Result<Findings, String> {
     let cfg = &metric.config;
-    let starts_segment = state
-        .as_ref()
-        .is_none_or(|s| ctx.weight.is_some() && ctx.weight != s.weight);
     let s = state.get_or_insert_with(|| {
         let mask = bad_buckets(metric, canary, b);
         let (bb, bt) = bad_and_total(&mask, b);
@@ -371,7 +382,15 @@ fn observe(
     if ctx.weight.is_some() && ctx.weight != s.weight {
         s.weight = ctx.weight;
         s.srm = split_check(ctx.weight, ctx.alpha_per_metric);
+        s.weight_seen_at = Some(ctx.now);
+        s.split_checked = false;
     }
+    // This look's increments begin at the previous look: clean of the old
+    // split only if that was `settle` after the weight was first seen.
+    let settled = match (s.last_look_at, s.weight_seen_at) {
+        (Some(last), Some(seen)) => last >= seen + ctx.settle_seconds,
+        _ => false,
+    };
     let (ci, bi) = (
         increments(c, &s.last_canary),
         increments(b, &s.last_baseline),
@@ -393,8 +412,9 @@ fn observe(
     let split = s
         .srm
         .as_mut()
-        .filter(|_| !starts_segment)
+        .filter(|_| settled)
         .and_then(|srm| srm.observe(&[canary_inc.1, baseline_inc.1]).ok());
+    s.split_checked |= split.is_some();
     let interval = s.non_inferiority.as_mut().and_then(|seq| {
         let look = seq.observe(canary_inc, baseline_inc).ok()?;
         look.outcome.estimate().map(|e| e.cs_running)
@@ -405,12 +425,13 @@ fn observe(
         Direction::Either => cs.upper < cfg.margin && cs.lower > -cfg.margin,
     });
     s.remember(c, b);
+    s.last_look_at = Some(ctx.now);
     Ok(Findings {
         look,
         split,
         interval,
         shown,
-        starts_segment,
+        split_pending: s.srm.is_some() && !s.split_checked,
     })
 }
 
@@ -493,17 +514,16 @@ fn explain_split(
             format!("{}; {text}", v.reason)
         };
     };
-    // A step's first look cannot promote: the split at the new weight is
-    // unchecked until the next look, whose increments all fall after the
-    // change. (A promote on a step's first look would let a broken split
-    // through whenever the weight moves every look.)
-    if f.starts_segment && s.srm.is_some() && v.classification == Label::Pass {
+    // No promote before the split at the current weight has been checked:
+    // a promote at a step's first looks would let a broken split through
+    // whenever the weight moves every look.
+    if f.split_pending && v.classification == Label::Pass {
         v.enough_data = false;
         append(
             v,
             format!(
-                "the traffic split at weight {:.2}% is checked from the next look on (this \
-                 look's requests reach back before the weight changed)",
+                "the traffic split at weight {:.2}% is checked once a look's requests all \
+                 fall after the weight changed",
                 s.weight.unwrap_or(f64::NAN)
             ),
         );

@@ -168,23 +168,26 @@ async fn a_broken_traffic_split_blocks_promotion() {
         look.metrics[0]
     );
     // The weight says 5 % but the canary gets half the requests: seen from
-    // the segment's second look (the first one's increments reach back
-    // before the weight took effect, so it does not judge the split).
-    // That first look cannot promote either: with the weight moving every
+    // the first look whose increments begin a `step` after the weight was
+    // first seen (before that the data may still show the old split). The
+    // looks before cannot promote either: with the weight moving every
     // look, a broken split would otherwise never be seen.
-    let first = e.look(at("split", 600.0, 5.0)).await.unwrap();
-    let m = &first.metrics[0];
-    assert!(!m.enough_data, "{m:?}");
-    assert!(
-        m.reason.contains("checked from the next look"),
-        "{}",
-        m.reason
-    );
-    assert_ne!(
-        first.decision.action,
-        verdict_judges::decision::Action::Promote
-    );
-    let look = e.look(at("split", 900.0, 5.0)).await.unwrap();
+    for now in [600.0, 900.0] {
+        let early = e.look(at("split", now, 5.0)).await.unwrap();
+        let m = &early.metrics[0];
+        assert!(!m.enough_data, "{m:?}");
+        assert!(
+            m.reason
+                .contains("is checked once a look's requests all fall after"),
+            "{}",
+            m.reason
+        );
+        assert_ne!(
+            early.decision.action,
+            verdict_judges::decision::Action::Promote
+        );
+    }
+    let look = e.look(at("split", 1200.0, 5.0)).await.unwrap();
     let m = &look.metrics[0];
     assert_eq!(m.classification.verdict_name(), "error", "{m:?}");
     assert!(m.reason.contains("traffic split mismatch"), "{}", m.reason);
@@ -219,12 +222,14 @@ async fn a_segments_first_look_does_not_judge_the_split_it_straddles() {
         weight: Some(50.0),
         ..request("step", now)
     };
-    for now in [630.0, 690.0, 750.0] {
+    for now in [630.0, 690.0, 750.0, 810.0] {
         let look = e.look(at(now)).await.unwrap();
         let m = &look.metrics[0];
         assert_eq!(m.classification.verdict_name(), "pass", "at {now}: {m:?}");
-        // Counts toward promotion once the split has been checked.
-        assert_eq!(m.enough_data, now > 630.0, "at {now}: {m:?}");
+        // Counts toward promotion once the split has been checked, on the
+        // increments from 690 on (the weight was first seen at 630, and the
+        // data may show the old split for a `step` after that).
+        assert_eq!(m.enough_data, now > 690.0, "at {now}: {m:?}");
     }
 }
 

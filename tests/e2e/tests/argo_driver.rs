@@ -117,12 +117,13 @@ async fn the_shipped_template_is_sent_resolved_and_promote_passes_every_step() {
     let timeline = report.timeline();
     assert_eq!(report.outcome, Outcome::Promoted, "{timeline}");
     assert_eq!(weight.get(), 100);
-    // count: 5 from the template, per run.
+    // consecutiveSuccessLimit: 1 from the template: the first promote
+    // ends each step's run.
     assert_eq!(report.runs.len(), 2, "{timeline}");
-    assert!(report.runs.iter().all(|r| r.measurements.len() == 5));
+    assert!(report.runs.iter().all(|r| r.measurements.len() == 1));
     let requests = &state.lock().expect("state").requests;
-    assert_eq!(requests.len(), 10);
-    let (auth, content_type, body) = &requests[7];
+    assert_eq!(requests.len(), 2);
+    let (auth, content_type, body) = &requests[1];
     assert_eq!(auth.as_deref(), Some("Bearer s3cret-token-0123456789"));
     assert_eq!(content_type.as_deref(), Some("application/json"));
     assert_eq!(
@@ -176,7 +177,7 @@ async fn five_consecutive_errors_abort_and_are_retried_after_the_retry_delay() {
 }
 
 #[tokio::test]
-async fn five_inconclusive_measurements_pause_the_rollout_and_abort_fails_it() {
+async fn count_inconclusive_measurements_pause_the_rollout_and_abort_fails_it() {
     let (url, _state) = receiver(Some("continue")).await;
     let weight = Arc::new(CanaryWeight::default());
     let report = Rollout::new(spec(&url), weight.clone())
@@ -190,7 +191,8 @@ async fn five_inconclusive_measurements_pause_the_rollout_and_abort_fails_it() {
         "{timeline}"
     );
     assert_eq!(weight.get(), 5, "a paused rollout keeps its weight");
-    assert_eq!(report.runs[0].counters.inconclusive, 5, "{timeline}");
+    // count 15, inconclusiveLimit 14 from the template.
+    assert_eq!(report.runs[0].counters.inconclusive, 15, "{timeline}");
 
     let (url, _state) = receiver(Some("abort")).await;
     let report = Rollout::new(spec(&url), Arc::new(CanaryWeight::default()))

@@ -32,11 +32,12 @@
 //!   look numbers must continue the old one's (the run came from the
 //!   store, not from scratch).
 //!
-//! Why [`INTERVAL`] and [`RATE`]: the template gives a step 5 measurements
-//! and pauses the rollout after 5 without a `promote`; the analysis
-//! (`common::VERDICT_CONFIG`) promotes only after 300 requests per arm. At
-//! 5 % the canary must get those before the 5th measurement, 4 intervals
-//! after the first: 5 % of 300 req/s over 4 × 6 s is 360 requests.
+//! Why [`INTERVAL`] and [`RATE`]: the template passes a step at its first
+//! `promote` and pauses the rollout after `count` (15) measurements without
+//! one; the analysis (`common::VERDICT_CONFIG`) promotes only after 300
+//! requests per arm. At 5 % of 300 req/s the canary has them after about
+//! 4 intervals of 6 s (360 requests), well inside the template's budget
+//! (docs/deploy.md, "Sizing a step analysis").
 
 mod common;
 #[path = "../../../analyzer/tests/support/daemon.rs"]
@@ -238,7 +239,7 @@ fn rollout_spec(name: &str, template: &AnalysisTemplate) -> RolloutSpec {
             TOKEN.to_string(),
         )]),
         error_retry: error_retry(),
-        // Three steps of 5 measurements, 4 intervals each, and room.
+        // Three steps: about 5 looks at 5 %, 2 at each later step, and room.
         deadline: INTERVAL * 16,
     }
 }
