@@ -24,6 +24,9 @@
 //!   start (30 % injected 500s; +60 ms on every request; 60 % of correct
 //!   answers made wrong); each must be aborted (a Failed run, weight back to
 //!   0) before 100 %, by a measurement whose reason names the metric.
+//! * `late-latency`: healthy until, half an interval into the 50 % step's
+//!   run, the test adds 60 ms to every request; it must be aborted in that
+//!   step within two measurements of the fault.
 //! * `restart`: a healthy canary with its own Verdict on its own SQLite
 //!   store, reached through a stable front address (a Service's). Half an
 //!   interval into the 25 % step's run, that Verdict is stopped and a fresh
@@ -94,38 +97,53 @@ struct Scenario {
     regressed_metric: Option<&'static str>,
     /// Replace this scenario's Verdict mid-rollout.
     restart: bool,
+    /// The weight at which the fault is switched on (half an interval into
+    /// that step's run); 0: from the start.
+    fault_at_weight: u32,
 }
 
-const SCENARIOS: [Scenario; 5] = [
+const SCENARIOS: [Scenario; 6] = [
     Scenario {
         name: "healthy",
         faults: &[],
         regressed_metric: None,
         restart: false,
+        fault_at_weight: 0,
     },
     Scenario {
         name: "errors",
         faults: &["--error-rate", "0.3"],
         regressed_metric: Some("errors"),
         restart: false,
+        fault_at_weight: 0,
     },
     Scenario {
         name: "latency",
         faults: &["--extra-latency-ms", "60"],
         regressed_metric: Some("latency"),
         restart: false,
+        fault_at_weight: 0,
     },
     Scenario {
         name: "accuracy",
         faults: &["--wrong-rate", "0.6"],
         regressed_metric: Some("accuracy"),
         restart: false,
+        fault_at_weight: 0,
+    },
+    Scenario {
+        name: "late-latency",
+        faults: &["--extra-latency-ms", "60"],
+        regressed_metric: Some("latency"),
+        restart: false,
+        fault_at_weight: 50,
     },
     Scenario {
         name: "restart",
         faults: &[],
         regressed_metric: None,
         restart: true,
+        fault_at_weight: 0,
     },
 ];
 
@@ -207,6 +225,25 @@ struct Outcomes {
     /// The restart scenario: when the old router was stopped and the new one
     /// took over.
     restart: Option<(f64, f64)>,
+    /// When a late fault was switched on (unix seconds).
+    onset: Option<f64>,
+}
+
+/// Switches the canary's fault on half an interval after the weight first
+/// reaches `at_weight`; returns the time just before the switch.
+async fn switch_fault_on_at(weight: Arc<CanaryWeight>, canary: String, at_weight: u32) -> f64 {
+    while weight.get() < at_weight {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(INTERVAL / 2).await;
+    let onset = unix_now();
+    let answer = reqwest::Client::new()
+        .post(format!("{canary}/admin/faults"))
+        .send()
+        .await
+        .expect("switch the canary's faults on");
+    assert_eq!(answer.status().as_u16(), 200, "POST /admin/faults");
+    onset
 }
 
 fn rollout_spec(name: &str, template: &AnalysisTemplate) -> RolloutSpec {
@@ -251,7 +288,7 @@ async fn run_scenario(
     restart: Option<(Arc<Front>, Daemon, String)>,
 ) -> Outcomes {
     let (baseline, canary) = services;
-    if !scenario.faults.is_empty() {
+    if !scenario.faults.is_empty() && scenario.fault_at_weight == 0 {
         let answer = reqwest::Client::new()
             .post(format!("{}/admin/faults", canary.url))
             .send()
@@ -270,6 +307,13 @@ async fn run_scenario(
         weight.clone(),
     )
     .expect("load generator");
+    let late = (scenario.fault_at_weight > 0).then(|| {
+        tokio::spawn(switch_fault_on_at(
+            weight.clone(),
+            canary.url.clone(),
+            scenario.fault_at_weight,
+        ))
+    });
     let swap = restart.map(|(front, daemon, config)| {
         tokio::spawn(restart_mid_rollout(weight.clone(), front, daemon, config))
     });
@@ -288,10 +332,19 @@ async fn run_scenario(
         }
         None => None,
     };
+    let onset = match late {
+        Some(task) if task.is_finished() => Some(task.await.expect("the fault switch")),
+        Some(task) => {
+            task.abort();
+            None
+        }
+        None => None,
+    };
     Outcomes {
         report,
         load: load.stop().await,
         restart,
+        onset,
     }
 }
 
@@ -428,6 +481,23 @@ fn check_aborted(scenario: &Scenario, outcome: &Outcomes) -> String {
         errors.is_empty(),
         "Error measurements: {errors:?}\n{timeline}"
     );
+    if scenario.fault_at_weight > 0 {
+        let onset = outcome
+            .onset
+            .unwrap_or_else(|| panic!("the fault was never switched on:\n{timeline}"));
+        assert_eq!(run.weight, scenario.fault_at_weight, "{timeline}");
+        assert!(
+            last.started > onset,
+            "aborted before the fault:\n{timeline}"
+        );
+        // Within two measurements of the fault, plus a scrape of lag.
+        let allowed = 2.0 * INTERVAL.as_secs_f64() + 1.0;
+        assert!(
+            last.started - onset <= allowed,
+            "aborted {:.1} s after the fault (allowed {allowed:.1} s):\n{timeline}",
+            last.started - onset
+        );
+    }
     format!(
         "aborted at {} % (measurement {at} of its run, +{:.1} s): {reason}\n",
         run.weight,
