@@ -252,15 +252,18 @@ impl OddsRatioEProcess {
         })
     }
 
-    /// `ln E_T = ln sum_j pi_j exp(log_lr_j)`.
-    fn log_e(&self) -> f64 {
-        let terms: Vec<f64> = self
-            .log_prior
+    /// `ln pi_j + log_lr_j` per grid point: the mixture's terms.
+    fn log_terms(&self) -> Vec<f64> {
+        self.log_prior
             .iter()
             .zip(&self.log_lr)
             .map(|(p, l)| p + l)
-            .collect();
-        log_sum_exp(&terms)
+            .collect()
+    }
+
+    /// `ln E_T = ln sum_j pi_j exp(log_lr_j)`.
+    fn log_e(&self) -> f64 {
+        log_sum_exp(&self.log_terms())
     }
 
     /// Posterior mean of `theta`; 0 while no look carried information.
@@ -268,12 +271,7 @@ impl OddsRatioEProcess {
         if self.informative_looks == 0 {
             return 0.0;
         }
-        let terms: Vec<f64> = self
-            .log_prior
-            .iter()
-            .zip(&self.log_lr)
-            .map(|(p, l)| p + l)
-            .collect();
+        let terms = self.log_terms();
         let norm = log_sum_exp(&terms);
         terms
             .iter()
