@@ -243,32 +243,27 @@ async fn a_histogram_look_reads_back_through_the_api_and_the_cli() {
     let id = record(store.as_ref(), "hist", &looks).await;
     let expected = texts(&looks);
 
-    // The CLI an operator uses.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .args(["runs", "show", "--json", "--config"])
-        .arg(&config)
-        .arg(id.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let shown: RunDetail = verdict::json::from_str(&String::from_utf8(out.stdout).unwrap())
-        .expect("runs show --json is readable");
+    // The CLI an operator uses, in JSON and as text.
+    let runs_show = |json: bool| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+            .args(["runs", "show"])
+            .args(json.then_some("--json"))
+            .arg("--config")
+            .arg(&config)
+            .arg(id.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let shown: RunDetail =
+        verdict::json::from_str(&runs_show(true)).expect("runs show --json is readable");
     assert_eq!(texts(&shown.looks), expected);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .args(["runs", "show", "--config"])
-        .arg(&config)
-        .arg(id.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    runs_show(false);
 
     // The HTTP API, on the production router.
     let engine = Arc::new(

@@ -277,3 +277,20 @@ fn the_store_section_is_typed_and_validated_with_lines() {
     let e = load_str(Path::new("v.yaml"), "store:\n  colour: red\n", Vec::new()).unwrap_err();
     assert!(e.to_string().contains("colour"), "{e}");
 }
+
+#[test]
+fn a_quantile_is_for_gauges_and_strictly_between_0_and_1() {
+    let good = GOOD.replace("kind: gauge", "kind: gauge\n        quantile: 0.99");
+    let c = load_yaml(&good).unwrap();
+    assert_eq!(c.analyses["web"].metrics[0].config.quantile, Some(0.99));
+    let err = load_yaml(&GOOD.replace("kind: gauge", "kind: gauge\n        quantile: 1.5"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("analyses.web.metrics[0].quantile"), "{err}");
+    assert!(err.contains("strictly between 0 and 1, got 1.5"), "{err}");
+    let err = load_yaml(&GOOD.replace("kind: counter", "kind: counter\n        quantile: 0.5"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("analyses.web.metrics[1].quantile"), "{err}");
+    assert!(err.contains("only applies to gauge metrics"), "{err}");
+}

@@ -227,6 +227,39 @@ mod tests {
         assert_eq!(r.last_look().unwrap().number, 5);
     }
 
+    /// A look whose metrics have these (classification, canary, baseline).
+    fn look_of(metrics: &[(&str, bool, bool)]) -> Look {
+        let arm = |present: bool| {
+            present.then(
+                || serde_json::json!({"kind": "counts", "errors": 0, "total": 9, "rate": 0.0}),
+            )
+        };
+        let metrics: Vec<serde_json::Value> = metrics
+            .iter()
+            .map(|&(label, canary, baseline)| {
+                serde_json::json!({"name": "m", "group": "g", "judge": "sequential",
+                    "classification": label, "critical": false, "muted": false,
+                    "enough_data": false, "reason": "", "canary": arm(canary),
+                    "baseline": arm(baseline), "statistics": null})
+            })
+            .collect();
+        let mut l = Look::clone(&look(1, 100.0, None));
+        l.metrics = crate::json::from_str(&serde_json::to_string(&metrics).unwrap()).unwrap();
+        l
+    }
+
+    #[test]
+    fn the_canary_is_idle_only_without_canary_data_and_with_baseline_data() {
+        // Flagger's first confirm-traffic-increase: no canary request yet.
+        assert!(look_of(&[("nodata", false, true), ("nodata", false, false)]).canary_idle());
+        // Queries that find nothing for either arm prove nothing: not idle.
+        assert!(!look_of(&[("nodata", false, false)]).canary_idle());
+        // Any canary data, or a metric that could not be judged: not idle.
+        assert!(!look_of(&[("nodata", false, true), ("pass", true, true)]).canary_idle());
+        assert!(!look_of(&[("nodata", false, true), ("error", false, false)]).canary_idle());
+        assert!(!look_of(&[]).canary_idle());
+    }
+
     #[test]
     fn resumed_looks_give_the_same_step_as_the_looks_taken() {
         let looks: Vec<Arc<Look>> = [(5.0, 100.0), (25.0, 160.0), (25.0, 220.0), (25.0, 280.0)]

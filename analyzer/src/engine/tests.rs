@@ -452,3 +452,46 @@ async fn a_delivery_at_another_weight_is_a_new_look_not_a_duplicate() {
     assert_eq!(next_step.number, first.number + 1);
     assert_eq!(next_step.weight, Some(25.0));
 }
+
+/// A quantile gauge takes part only while the arms' request volumes (seen
+/// by the look's counter) are within 2x: a p99 of a 5 % canary's requests
+/// is not comparable with the baseline's, whatever the gauge values say.
+#[tokio::test]
+async fn a_quantile_gauge_is_set_aside_while_the_arms_volumes_differ() {
+    let text = COUNTER_CONFIG.replace(
+        "    metrics:\n",
+        "    metrics:\n      - name: p99\n        kind: gauge\n        quantile: 0.99\n        \
+         canary: 'p99{arm=\"canary\"}'\n        baseline: 'p99{arm=\"primary\"}'\n",
+    );
+    let config = load_str(Path::new("t.yaml"), &text, Vec::new()).unwrap();
+    let judge_p99 = |canary_rate: f64, primary_rate: f64| {
+        let mut source = MemorySource::new();
+        source.insert(r#"err{arm="canary"}"#, counter(0.0));
+        source.insert(r#"req{arm="canary"}"#, counter(canary_rate));
+        source.insert(r#"err{arm="primary"}"#, counter(0.0));
+        source.insert(r#"req{arm="primary"}"#, counter(primary_rate));
+        // The canary's p99 reads twice the baseline's.
+        source.insert(r#"p99{arm="canary"}"#, series(0.0, 1e4, |t| 2.0 * wavy(t)));
+        source.insert(r#"p99{arm="primary"}"#, series(0.0, 1e4, wavy));
+        let e = Engine::new(
+            config.analyses.clone(),
+            Arc::new(source),
+            Arc::new(Telemetry::new()),
+        );
+        async move {
+            let look = e.look(request("q", 3000.0)).await.unwrap();
+            look.metrics[0].clone()
+        }
+    };
+    let low = judge_p99(5.0, 95.0).await;
+    assert!(low.muted, "{low:?}");
+    assert_eq!(low.classification.verdict_name(), "nodata");
+    assert!(
+        low.reason.contains("5.0% of the requests"),
+        "{}",
+        low.reason
+    );
+    let even = judge_p99(50.0, 50.0).await;
+    assert!(!even.muted, "{even:?}");
+    assert_eq!(even.classification.verdict_name(), "high", "{even:?}");
+}
