@@ -25,6 +25,8 @@ pub struct Telemetry {
     pub http_requests: IntCounterVec,
     pub http_seconds: HistogramVec,
     pub flagger_events: IntCounterVec,
+    /// Openings of Flagger's traffic gate (each begins a rollout step).
+    pub gate_openings: IntCounter,
     pub config_reloads: IntCounterVec,
     pub notifications: IntCounterVec,
     pub notification_retries: IntCounterVec,
@@ -47,6 +49,7 @@ pub const STORE_OPERATIONS: &[&str] = &[
     "sync_run",
     "record_look",
     "close_run",
+    "open_step",
     "record_event",
     "record_notification",
     "retention",
@@ -156,6 +159,11 @@ impl Telemetry {
                 "Flagger event webhooks, by event type.",
             ),
             &["type"],
+        )
+        .expect("metric");
+        let gate_openings = IntCounter::new(
+            "verdict_gate_openings_total",
+            "Openings of the traffic gate (confirm-traffic-increase answered 200): rollout steps begun.",
         )
         .expect("metric");
         let config_reloads = IntCounterVec::new(
@@ -285,6 +293,7 @@ impl Telemetry {
             Box::new(http_requests.clone()),
             Box::new(http_seconds.clone()),
             Box::new(flagger_events.clone()),
+            Box::new(gate_openings.clone()),
             Box::new(config_reloads.clone()),
             Box::new(notifications.clone()),
             Box::new(notification_retries.clone()),
@@ -315,6 +324,7 @@ impl Telemetry {
             http_requests,
             http_seconds,
             flagger_events,
+            gate_openings,
             config_reloads,
             notifications,
             notification_retries,

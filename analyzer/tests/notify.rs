@@ -262,6 +262,7 @@ fn request(run: &str, now: f64) -> LookRequest {
             .collect(),
         now,
         weight: Some(5.0),
+        steps: None,
     }
 }
 

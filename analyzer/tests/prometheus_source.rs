@@ -613,6 +613,7 @@ async fn a_look_at_a_canary_that_started_mid_window_is_judged() {
                 vars: Default::default(),
                 now: server.base as f64 + at,
                 weight: None,
+                steps: None,
             })
             .await
             .expect("a look");

@@ -130,6 +130,7 @@ async fn looks(series: &[ReportSeries]) -> Vec<Look> {
                 vars: BTreeMap::from([("name".to_string(), "checkout".to_string())]),
                 now: START + 60.0 * k as f64,
                 weight: Some(20.0),
+                steps: None,
             })
             .await
             .unwrap();

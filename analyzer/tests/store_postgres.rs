@@ -21,11 +21,12 @@ async fn migrations_go_up_and_down_and_a_failing_one_changes_nothing() {
     let Some(pg) = PgServer::start() else { return };
     let s = store(&pg.database("migrations")).await;
     assert!(s.migration_status().await.unwrap()[0].applied_at.is_none());
-    assert_eq!(s.migrate_up().await.unwrap(), vec![1, 2]);
+    assert_eq!(s.migrate_up().await.unwrap(), vec![1, 2, 3]);
     let tables = s.tables().await.unwrap();
     for t in ["looks", "kayenta_configs", "kayenta_executions"] {
         assert!(tables.contains(&t.to_string()), "{tables:?}");
     }
+    assert_eq!(s.migrate_down().await.unwrap(), Some(3));
     assert_eq!(s.migrate_down().await.unwrap(), Some(2));
     assert!(!s
         .tables()
@@ -35,7 +36,7 @@ async fn migrations_go_up_and_down_and_a_failing_one_changes_nothing() {
         .any(|t| t.starts_with("kayenta")));
     assert_eq!(s.migrate_down().await.unwrap(), Some(1));
     assert_eq!(s.tables().await.unwrap(), vec!["schema_migrations"]);
-    assert_eq!(s.migrate_up().await.unwrap(), vec![1, 2]);
+    assert_eq!(s.migrate_up().await.unwrap(), vec![1, 2, 3]);
     let before = s.tables().await.unwrap();
     let mut list = migrations::POSTGRES.to_vec();
     let broken = list.len() as i64 + 1;

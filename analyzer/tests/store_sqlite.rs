@@ -30,7 +30,7 @@ async fn migrations_go_up_and_down_and_report_status() {
     let store = SqliteStore::open(&dir.path().join("v.db")).await.unwrap();
     let status = store.migration_status().await.unwrap();
     assert!(status.iter().all(|m| m.applied_at.is_none()), "{status:?}");
-    assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2]);
+    assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3]);
     assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     let tables = store.tables().await.unwrap();
     for t in [
@@ -47,7 +47,9 @@ async fn migrations_go_up_and_down_and_report_status() {
     assert!(store.migration_status().await.unwrap()[0]
         .applied_at
         .is_some());
-    // Down one at a time: the Kayenta tables go first, then the runs.
+    // Down one at a time: the step columns go first, then the Kayenta
+    // tables, then the runs.
+    assert_eq!(store.migrate_down().await.unwrap(), Some(3));
     assert_eq!(store.migrate_down().await.unwrap(), Some(2));
     let tables = store.tables().await.unwrap();
     assert!(tables.contains(&"runs".to_string()), "{tables:?}");
@@ -58,7 +60,7 @@ async fn migrations_go_up_and_down_and_report_status() {
     assert_eq!(store.migrate_down().await.unwrap(), Some(1));
     assert_eq!(store.tables().await.unwrap(), vec!["schema_migrations"]);
     assert_eq!(store.migrate_down().await.unwrap(), None);
-    assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2]);
+    assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3]);
 }
 
 #[tokio::test]

@@ -12,7 +12,11 @@
 //!    *ceiling*) is below `marginal`. With enough data everywhere the
 //!    ceiling is the score itself;
 //! 4. **promote** when the score reaches `pass`, every metric has enough
-//!    data (no "no data" anywhere) and the minimum duration has passed;
+//!    data (no "no data" anywhere), the run has lasted its minimum duration
+//!    and the current rollout step its own minimum ([`StepMinimum`]): the
+//!    evidence is cumulative, so without the step's minimum a step whose
+//!    new weight has not reached a single data point yet would pass on the
+//!    earlier steps' data alone;
 //! 5. **continue** otherwise: not enough evidence yet, either way. When a
 //!    metric is shown regressed but the rule still waits, the first reason
 //!    says so and what the score can still reach;
@@ -74,6 +78,25 @@ pub struct DecisionPolicy {
     pub min_duration_met: bool,
     /// The current step's time budget, when one is configured.
     pub step_budget: Option<StepBudget>,
+    /// How long the current step has lasted against its minimum, when the
+    /// look belongs to a known step.
+    pub step_minimum: Option<StepMinimum>,
+}
+
+/// How long the current rollout step has lasted against the least time in
+/// which its traffic can show in the data (a step begins when the weight
+/// changes, so its first look has seen none of it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepMinimum {
+    /// Seconds since the step began.
+    pub elapsed_seconds: f64,
+    pub minimum_seconds: f64,
+}
+
+impl StepMinimum {
+    pub fn met(&self) -> bool {
+        self.elapsed_seconds >= self.minimum_seconds
+    }
 }
 
 /// What a step whose time budget ran out without a decision becomes.
@@ -225,7 +248,8 @@ pub fn decide(outcomes: &[MetricOutcome], policy: &DecisionPolicy) -> Decision {
         .filter(|o| matches!(o.scored.label, Label::Nodata | Label::NodataFailMetric))
         .collect();
     if result.score >= policy.thresholds.pass && all_enough && no_data.is_empty() {
-        if policy.min_duration_met {
+        let step_short = policy.step_minimum.filter(|s| !s.met());
+        if policy.min_duration_met && step_short.is_none() {
             return make(
                 Action::Promote,
                 vec![format!(
@@ -234,7 +258,15 @@ pub fn decide(outcomes: &[MetricOutcome], policy: &DecisionPolicy) -> Decision {
                 )],
             );
         }
-        reasons.push("minimum analysis duration not reached yet".into());
+        if !policy.min_duration_met {
+            reasons.push("minimum analysis duration not reached yet".into());
+        }
+        if let Some(step) = step_short {
+            reasons.push(format!(
+                "the current step has lasted {:.0} s of its minimum {:.0} s",
+                step.elapsed_seconds, step.minimum_seconds
+            ));
+        }
     }
     if no_data.len() == active.len() {
         reasons.push("no data for any metric yet".into());
@@ -330,6 +362,7 @@ mod tests {
             group_weights: BTreeMap::new(),
             min_duration_met: true,
             step_budget: None,
+            step_minimum: None,
         }
     }
 
@@ -453,6 +486,37 @@ mod tests {
         p.min_duration_met = false;
         let d = decide(&[metric("a", Label::Pass, false, true)], &p);
         assert_eq!(d.action, Action::Continue);
+    }
+
+    #[test]
+    fn a_step_shorter_than_its_minimum_continues_whatever_the_evidence() {
+        let good = [metric("a", Label::Pass, false, true)];
+        let mut p = policy();
+        p.step_minimum = Some(StepMinimum {
+            elapsed_seconds: 14.0,
+            minimum_seconds: 30.0,
+        });
+        let d = decide(&good, &p);
+        assert_eq!(d.action, Action::Continue);
+        assert!(
+            d.summary()
+                .contains("the current step has lasted 14 s of its minimum 30 s"),
+            "{}",
+            d.summary()
+        );
+        // Met exactly at the minimum.
+        p.step_minimum.as_mut().unwrap().elapsed_seconds = 30.0;
+        assert_eq!(decide(&good, &p).action, Action::Promote);
+        // A short step never delays an abort.
+        p.step_minimum.as_mut().unwrap().elapsed_seconds = 0.0;
+        let bad = [metric("a", Label::High, true, false)];
+        assert_eq!(decide(&bad, &p).action, Action::Abort);
+        // Nor does it hide a missing duration: both are said.
+        p.min_duration_met = false;
+        let d = decide(&good, &p);
+        assert_eq!(d.action, Action::Continue);
+        assert!(d.summary().contains("minimum analysis duration"));
+        assert!(d.summary().contains("the current step has lasted 0 s"));
     }
 
     #[test]

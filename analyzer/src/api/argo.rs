@@ -202,6 +202,7 @@ async fn handle(
         vars,
         now: state.now(),
         weight,
+        steps: None,
     };
     match tokio::time::timeout(Engine::answer_budget(), engine.look(request)).await {
         Ok(Ok(look)) => {

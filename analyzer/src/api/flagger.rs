@@ -8,7 +8,7 @@
 //! | hook | promote | continue | abort | inconclusive (error) |
 //! |---|---|---|---|---|
 //! | `pre-rollout`, `rollout` | 200 | 200 | 409 | 424 |
-//! | `confirm-traffic-increase` | 200 | 423, but 200 while the canary has had no traffic | 409 | 424 |
+//! | `confirm-traffic-increase` | 200 `open`, once per look | 423, but 200 `open` before the first increase while the canary has had no traffic | 409 | 424 |
 //! | `confirm-promotion` | 200 | 423 | 409 | 424 |
 //! | `rollback` | 404 | 404 | **200** | 404 |
 //! | `confirm-rollout`, `post-rollout`, `event` | 200, no look | | | |
@@ -19,15 +19,20 @@
 //! the run's window and the baseline has (so the queries work). From then
 //! on it holds until the decision is promote, so the weight moves on only
 //! once the evidence is in, and never while a metric is shown regressed.
+//! Flagger never sends the weight: each opening begins the next step
+//! ([`Engine::gate`]), whose weight comes from the analysis's `steps` or
+//! the webhook's `stepWeights` metadata (`"5,25,50,100"`, malformed: 400),
+//! and whose own minimum duration must pass before it promotes.
 //!
 //! A rollout check that cannot be judged fails (fail closed, counted toward
 //! Flagger's threshold); a rollback is only ever requested on evidence.
 //! Every body starts with the decision (`promote`, `continue`, ...).
 
 use super::{check_var_name, one_line, parse_weight, ApiError, AppState};
+use crate::config::analysis::StepWeights;
 use crate::config::template::{validate_k8s_name, validate_token};
 use crate::engine::run::RunKey;
-use crate::engine::{Engine, LookRequest};
+use crate::engine::{Engine, GateAnswer, LookRequest};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -208,35 +213,48 @@ async fn handle(
         _ => {
             let vars = payload.vars();
             let weight = parse_weight(&vars)?;
+            let steps = match payload.metadata.get("stepWeights") {
+                Some(text) => Some(StepWeights::parse(text).map_err(|e| {
+                    ApiError::bad_request(format!("metadata stepWeights {text:?}: {e}"))
+                })?),
+                None => None,
+            };
             let request = LookRequest {
                 key: payload.key(),
                 analysis,
                 vars,
                 now: state.now(),
                 weight,
+                steps,
             };
             Ok(look_and_answer(engine, hook_type, request).await)
         }
     }
 }
 
-/// Takes the look within the answer budget and maps it to Flagger.
+/// Takes the look (at the traffic gate, the gate's answer) within the
+/// answer budget and maps it to Flagger.
 async fn look_and_answer(engine: &Engine, hook: HookType, request: LookRequest) -> Response {
-    match tokio::time::timeout(Engine::answer_budget(), engine.look(request)).await {
-        Ok(Ok(look)) => {
-            let (status, text) = if hook == HookType::ConfirmTrafficIncrease
-                && look.decision.action == Action::Continue
-                && look.canary_idle()
-            {
-                (
+    let answered = async {
+        if hook == HookType::ConfirmTrafficIncrease {
+            engine.gate(request).await
+        } else {
+            let look = engine.look(request).await?;
+            Ok(GateAnswer {
+                decision: look.decision.clone(),
+                look,
+                opened: None,
+            })
+        }
+    };
+    match tokio::time::timeout(Engine::answer_budget(), answered).await {
+        Ok(Ok(answer)) => {
+            let (status, text) = match answer.opened {
+                Some(_) => (
                     StatusCode::OK,
-                    format!(
-                        "open: the canary has had no traffic yet (the first increase); {}",
-                        look.decision.summary()
-                    ),
-                )
-            } else {
-                respond(hook, &look.decision)
+                    format!("open: {}", answer.decision.summary()),
+                ),
+                None => respond(hook, &answer.decision),
             };
             (status, one_line(&text)).into_response()
         }
@@ -266,6 +284,11 @@ pub fn respond(hook: HookType, decision: &Decision) -> (StatusCode, String) {
             StatusCode::FAILED_DEPENDENCY,
             format!("cannot judge: {why}"),
         ),
+        // The traffic gate opens only through `Engine::gate` (an answer
+        // with an opening); a promote it did not open on holds.
+        (HookType::ConfirmTrafficIncrease, Action::Promote) => {
+            (StatusCode::LOCKED, format!("continue: {why}"))
+        }
         (_, Action::Promote) => (StatusCode::OK, format!("promote: {why}")),
         // A rollout check passes while the evidence builds up; the gates
         // hold the weight instead (a failed check would count toward a

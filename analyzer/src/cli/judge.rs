@@ -9,7 +9,7 @@
 
 use crate::config::analysis::{AnalysisConfig, MetricKind};
 use crate::engine::fetch::ArmData;
-use crate::engine::judge::{judge_metric, policy, JudgeContext};
+use crate::engine::judge::{judge_metric, policy, JudgeContext, StepClock};
 use crate::json::Num;
 use clap::Args;
 use serde::Deserialize;
@@ -267,7 +267,7 @@ fn judge_verdict(
     }
     let decision = decide(
         &verdicts.iter().map(|v| v.outcome()).collect::<Vec<_>>(),
-        &policy(&analysis.config, true, None),
+        &policy(&analysis.config, true, StepClock::UNSTEPPED),
     );
     Ok(json!({
         "config": name,

@@ -524,6 +524,7 @@ mod tests {
             },
             baseline: "same window".into(),
             weight: Some(5.0),
+            step: None,
             metrics: Vec::new(),
             decision: Decision::inconclusive("no metric"),
         }

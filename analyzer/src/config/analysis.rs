@@ -69,6 +69,85 @@ pub struct AnalysisConfig {
     /// controller keeps asking.
     #[serde(default)]
     pub step_budget: Option<StepBudgetConfig>,
+    /// The canary weight of each rollout step (`[5, 25, 50, 100]`), for
+    /// controllers that never send the weight (Flagger): Verdict counts the
+    /// steps itself, one per opening of the traffic gate, and checks the
+    /// traffic split against the step's weight. A webhook's `stepWeights`
+    /// metadata overrides it. Absent: the split is not checked, and a
+    /// promote says so.
+    #[serde(default)]
+    pub steps: Option<StepWeights>,
+}
+
+/// The canary weight of each rollout step, in percent: strictly increasing,
+/// each in (0, 100]. Step 1 is the first weight after the first increase
+/// from 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<f64>", into = "Vec<f64>")]
+pub struct StepWeights(Vec<f64>);
+
+impl StepWeights {
+    pub fn new(weights: Vec<f64>) -> Result<Self, String> {
+        if weights.is_empty() {
+            return Err("at least one step weight is required".into());
+        }
+        if let Some(w) = weights
+            .iter()
+            .find(|w| !(w.is_finite() && **w > 0.0 && **w <= 100.0))
+        {
+            return Err(format!("step weight {w} must be above 0 and at most 100"));
+        }
+        if let Some(pair) = weights.windows(2).find(|p| p[1] <= p[0]) {
+            return Err(format!(
+                "step weights must increase: {} is followed by {}",
+                pair[0], pair[1]
+            ));
+        }
+        Ok(StepWeights(weights))
+    }
+
+    /// Parses a webhook's `stepWeights` metadata: numbers separated by
+    /// commas or spaces (`"5,25,50,100"`, `"5, 25, 50"`), each optionally
+    /// followed by `%`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let weights = text
+            .split([',', ' '])
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                t.trim_end_matches('%')
+                    .parse::<f64>()
+                    .map_err(|_| format!("step weight {t:?} is not a number"))
+            })
+            .collect::<Result<Vec<f64>, String>>()?;
+        Self::new(weights)
+    }
+
+    /// The weight of step `step` (1-based); none before the first step or
+    /// beyond the last.
+    pub fn weight_of(&self, step: usize) -> Option<f64> {
+        step.checked_sub(1).and_then(|i| self.0.get(i)).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl TryFrom<Vec<f64>> for StepWeights {
+    type Error = String;
+    fn try_from(weights: Vec<f64>) -> Result<Self, String> {
+        Self::new(weights)
+    }
+}
+
+impl From<StepWeights> for Vec<f64> {
+    fn from(steps: StepWeights) -> Vec<f64> {
+        steps.0
+    }
 }
 
 /// The time budget of a rollout step.
@@ -142,6 +221,12 @@ pub struct MinData {
     /// Minimum run duration before promote.
     #[serde(default)]
     pub duration: PromDuration,
+    /// Minimum duration of each rollout step after the first before it may
+    /// promote: a step's first look has seen none of its new weight's
+    /// traffic. Absent: the analysis's `step` (one query resolution, the
+    /// least time in which the new weight shows in the data).
+    #[serde(default)]
+    pub step_duration: Option<PromDuration>,
 }
 
 fn default_min_points() -> usize {
@@ -157,6 +242,7 @@ impl Default for MinData {
             points: default_min_points(),
             requests: default_min_requests(),
             duration: PromDuration::default(),
+            step_duration: None,
         }
     }
 }
@@ -379,6 +465,12 @@ pub struct FieldError {
 }
 
 impl AnalysisConfig {
+    /// The least time a rollout step after the first lasts before it may
+    /// promote (see [`MinData::step_duration`]).
+    pub fn min_step_duration(&self) -> PromDuration {
+        self.min_data.step_duration.unwrap_or(self.step)
+    }
+
     /// Validates and resolves defaults; reports every problem, not just the first.
     pub fn validate(self, name: &str, path_prefix: &str) -> Result<Analysis, Vec<FieldError>> {
         let mut errors = Vec::new();
@@ -413,6 +505,15 @@ impl AnalysisConfig {
                 err!(
                     format!("{path_prefix}.step_budget.duration"),
                     "must be positive".into()
+                );
+            } else if budget.duration.0 < self.min_step_duration().0 {
+                // Otherwise every later step would time out before it may promote.
+                err!(
+                    format!("{path_prefix}.step_budget.duration"),
+                    format!(
+                        "must be at least the step's minimum ({}: min_data.step_duration, or step)",
+                        self.min_step_duration()
+                    ),
                 );
             } else if budget.duration.0 < self.min_data.duration.0 {
                 // Otherwise every step would time out before it may promote.

@@ -184,6 +184,7 @@ pub fn analysis_config(config: &CanaryConfig) -> Result<AnalysisConfig, Vec<Fiel
         baseline_window: Default::default(),
         alpha: 0.05,
         step_budget: None,
+        steps: None,
     })
 }
 

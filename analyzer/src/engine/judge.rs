@@ -12,7 +12,7 @@ use crate::config::analysis::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use verdict_judges::decision::{DecisionPolicy, MetricOutcome, StepBudget};
+use verdict_judges::decision::{DecisionPolicy, MetricOutcome, StepBudget, StepMinimum};
 use verdict_judges::kayenta::classifier::{classify, Label};
 use verdict_judges::kayenta::config::{
     EffectSizeSettings, MetricSettings, NanStrategy, OutlierStrategy,
@@ -224,25 +224,41 @@ impl MetricVerdict {
     }
 }
 
-/// The decision policy of an analysis at one look. `step_elapsed` is how
-/// long the current rollout step has lasted (seconds), when known.
-pub fn policy(
-    cfg: &AnalysisConfig,
-    min_duration_met: bool,
-    step_elapsed: Option<f64>,
-) -> DecisionPolicy {
+/// Where a look stands in its rollout step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepClock {
+    /// How long the current step has lasted (seconds).
+    pub elapsed_seconds: f64,
+    /// Whether the step began after the run's first look (a weight change or
+    /// an opening of the traffic gate), so that its own minimum applies; the
+    /// run's first step is covered by `min_data.duration`.
+    pub later_step: bool,
+}
+
+impl StepClock {
+    /// A look judged on its own, outside any rollout step (`verdict judge`,
+    /// the simulation's fixed windows): no budget spent, no step minimum.
+    pub const UNSTEPPED: StepClock = StepClock {
+        elapsed_seconds: 0.0,
+        later_step: false,
+    };
+}
+
+/// The decision policy of an analysis at one look.
+pub fn policy(cfg: &AnalysisConfig, min_duration_met: bool, step: StepClock) -> DecisionPolicy {
     DecisionPolicy {
         thresholds: cfg.thresholds,
         group_weights: cfg.groups.clone(),
         min_duration_met,
-        step_budget: cfg
-            .step_budget
-            .zip(step_elapsed)
-            .map(|(budget, elapsed)| StepBudget {
-                elapsed_seconds: elapsed,
-                budget_seconds: budget.duration.as_secs_f64(),
-                on_undecided: budget.on_undecided,
-            }),
+        step_budget: cfg.step_budget.map(|budget| StepBudget {
+            elapsed_seconds: step.elapsed_seconds,
+            budget_seconds: budget.duration.as_secs_f64(),
+            on_undecided: budget.on_undecided,
+        }),
+        step_minimum: step.later_step.then(|| StepMinimum {
+            elapsed_seconds: step.elapsed_seconds,
+            minimum_seconds: cfg.min_step_duration().as_secs_f64(),
+        }),
     }
 }
 

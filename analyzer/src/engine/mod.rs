@@ -13,7 +13,7 @@ pub mod persist;
 pub mod run;
 pub mod sequential;
 
-use crate::config::analysis::{Analysis, BaselineWindow, JudgeKind};
+use crate::config::analysis::{Analysis, BaselineWindow, JudgeKind, StepWeights};
 use crate::config::template::TemplateError;
 use crate::notify::Notifier;
 use crate::source::{SeriesSource, SourceError, Window};
@@ -21,11 +21,11 @@ use crate::store::{memory::MemoryStore, Store};
 use crate::telemetry::Telemetry;
 use fetch::{fetch_arm, render};
 use judge::{judge_metric, JudgeContext};
-use run::{Look, LookWindow, Run, RunKey};
+use run::{Look, LookWindow, Run, RunKey, StepOpening};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use verdict_judges::decision::{decide, Decision};
+use verdict_judges::decision::{decide, Action, Decision};
 
 /// A request for a look at a run.
 #[derive(Debug, Clone)]
@@ -37,7 +37,34 @@ pub struct LookRequest {
     /// The look's time (unix seconds): the wall clock when serving, the
     /// replay clock when replaying.
     pub now: f64,
+    /// The canary weight, when the controller sends it (Argo's step
+    /// arguments; Flagger never does).
     pub weight: Option<f64>,
+    /// The step schedule sent with the request (Flagger's `stepWeights`
+    /// metadata); the analysis's `steps` otherwise.
+    pub steps: Option<StepWeights>,
+}
+
+/// The traffic gate's answer ([`Engine::gate`]).
+#[derive(Debug, Clone)]
+pub struct GateAnswer {
+    pub look: Arc<Look>,
+    /// What to answer: the look's decision, with the gate's reason first
+    /// when it differs (a promote that must not open it again is a continue).
+    pub decision: Decision,
+    /// The opening, when the gate opens: the weight may go up.
+    pub opened: Option<StepOpening>,
+}
+
+impl GateAnswer {
+    /// Held (or refused) exactly as the look decided.
+    fn as_decided(look: Arc<Look>) -> Self {
+        GateAnswer {
+            decision: look.decision.clone(),
+            look,
+            opened: None,
+        }
+    }
 }
 
 /// Why a look could not be taken at all (as opposed to a look whose
@@ -164,15 +191,16 @@ impl Engine {
         Self::check_analysis_vars(self.analysis(analysis)?.as_ref(), vars)
     }
 
+    /// The run of `key` under `analysis` in memory, if it is there.
+    fn run_slot(&self, analysis: &str, key: &RunKey) -> Option<Arc<tokio::sync::Mutex<Run>>> {
+        let slot = (analysis.to_string(), key.clone());
+        let runs = self.runs.lock().expect("runs lock");
+        runs.get(&slot).map(|e| e.run.clone())
+    }
+
     /// A snapshot of the run of `key` under `analysis`, if it exists.
     pub async fn run(&self, analysis: &str, key: &RunKey) -> Option<Run> {
-        let slot = (analysis.to_string(), key.clone());
-        let run = self
-            .runs
-            .lock()
-            .expect("runs lock")
-            .get(&slot)
-            .map(|e| e.run.clone())?;
+        let run = self.run_slot(analysis, key)?;
         let run = run.lock().await;
         Some(run.clone())
     }
@@ -313,17 +341,27 @@ impl Engine {
                 window,
                 baseline,
                 weight: req.weight,
+                step: None,
                 metrics: Vec::new(),
                 decision: Decision::inconclusive("the run store could not be read"),
             };
             return Ok(Arc::new(persist::unrecorded(look, &e)));
         }
+        // The weight sent, or the schedule's weight of the step the gate
+        // has opened (none before the first opening or past the last step).
+        let step = run.step();
+        let weight = req.weight.or_else(|| {
+            req.steps
+                .as_ref()
+                .or(cfg.steps.as_ref())
+                .and_then(|s| s.weight_of(step))
+        });
         if let Some(last) = run.last_look() {
             // A delivery at another weight is a new step's first look (Argo
             // measures a new step's run at once), never a duplicate.
             if req.now - last.time < cfg.dedup_window.as_secs_f64()
                 && req.now >= last.time
-                && req.weight == last.weight
+                && weight == last.weight
             {
                 self.telemetry.duplicate_deliveries.inc();
                 return Ok(last.clone());
@@ -395,7 +433,7 @@ impl Engine {
         fn arm(r: &Result<Option<fetch::ArmData>, fetch::FetchError>) -> Option<&fetch::ArmData> {
             r.as_ref().ok().and_then(Option::as_ref)
         }
-        let context = JudgeContext::new(&analysis, req.weight)
+        let context = JudgeContext::new(&analysis, weight)
             .at(req.now)
             .observing(fetched.iter().map(|(c, b)| (arm(c), arm(b))));
         // Judged on a copy: the run's state changes only with a committed look.
@@ -410,16 +448,22 @@ impl Engine {
             })
             .collect();
         let min_duration_met = req.now - run.first_look >= cfg.min_data.duration.as_secs_f64();
+        let step_started = run.step_started(weight, req.now);
         let mut decision = decide(
             &verdicts.iter().map(|v| v.outcome()).collect::<Vec<_>>(),
             &judge::policy(
                 cfg,
                 min_duration_met,
-                Some(req.now - run.step_started(req.weight, req.now)),
+                judge::StepClock {
+                    elapsed_seconds: req.now - step_started,
+                    // An opening of the gate begins a step even at the
+                    // run's first look (its weight goes up after it).
+                    later_step: run.opened.is_some() || step_started > run.first_look,
+                },
             ),
         );
-        if decision.action == verdict_judges::decision::Action::Promote
-            && req.weight.is_none()
+        if decision.action == Action::Promote
+            && weight.is_none()
             && analysis
                 .metrics
                 .iter()
@@ -427,8 +471,8 @@ impl Engine {
         {
             // Never a silent pass: without a weight the split is unchecked.
             decision.reasons.push(
-                "the traffic split was not checked (no weight given; the request-level tests \
-                 do not need one)"
+                "the traffic split was not checked (no weight: give the analysis `steps` or \
+                 the webhook `stepWeights`; the request-level tests do not need one)"
                     .into(),
             );
         }
@@ -444,7 +488,8 @@ impl Engine {
                 step_seconds: cfg.step.as_secs_f64(),
             },
             baseline: cfg.baseline_window.describe().to_string(),
-            weight: req.weight,
+            weight,
+            step: (step > 0).then_some(step),
             metrics: verdicts,
             decision,
         };
@@ -485,6 +530,101 @@ impl Engine {
             notifier.offer_for_run(run.id, &req.analysis, &req.key, &look);
         }
         Ok(look)
+    }
+
+    /// Flagger's traffic gate (`confirm-traffic-increase`, called before
+    /// every weight increase): takes the tick's look (or finds it taken) and
+    /// answers whether the weight may go up now.
+    ///
+    /// The gate opens on a promote, and before the first increase while the
+    /// canary has had no traffic (it cannot get any before the gate opens).
+    /// An opening begins the next step: it is recorded in the run store
+    /// before it is answered (an opening that cannot be recorded is not
+    /// given), and one look opens the gate at most once, so a retried call
+    /// never skips a step.
+    pub async fn gate(&self, req: LookRequest) -> Result<GateAnswer, EngineError> {
+        let (analysis, key, now) = (req.analysis.clone(), req.key.clone(), req.now);
+        let steps = req.steps.clone();
+        let look = self.look(req).await?;
+        let held = |look: Arc<Look>, action: Action, why: String| {
+            let mut decision = look.decision.clone();
+            decision.action = action;
+            decision.reasons.insert(0, why);
+            GateAnswer {
+                look,
+                decision,
+                opened: None,
+            }
+        };
+        let Some(run) = self.run_slot(&analysis, &key) else {
+            return Ok(GateAnswer::as_decided(look));
+        };
+        let mut run = run.lock().await;
+        let first_increase =
+            look.decision.action == Action::Continue && look.canary_idle() && run.step() == 0;
+        if look.decision.action != Action::Promote && !first_increase {
+            return Ok(GateAnswer::as_decided(look));
+        }
+        if run.last_look().map(|l| l.number) != Some(look.number) {
+            let why = "a newer look was taken meanwhile; the next call decides".to_string();
+            return Ok(held(look, Action::Continue, why));
+        }
+        if let Some(opened) = run.opened.filter(|o| o.after_look >= look.number) {
+            let why = format!(
+                "the gate already opened after look {} (step {} began); the step's own looks decide",
+                opened.after_look, opened.step
+            );
+            return Ok(held(look, Action::Continue, why));
+        }
+        let opening = StepOpening {
+            step: run.step() + 1,
+            at: now,
+            after_look: look.number,
+        };
+        let recorded = match run.id {
+            Some(id) => self.store.open_step(id, &opening).await,
+            None => Err(crate::store::StoreError::Backend(
+                "the run has no store id (not synchronised)".into(),
+            )),
+        };
+        match recorded {
+            Ok(true) => {
+                run.opened = Some(opening);
+                self.telemetry.gate_openings.inc();
+                let weight = steps
+                    .as_ref()
+                    .or(self.analysis(&analysis)?.config.steps.as_ref())
+                    .and_then(|s| s.weight_of(opening.step));
+                tracing::info!(run = %key, analysis = %analysis, step = opening.step, ?weight, "traffic gate opened");
+                let mut decision = look.decision.clone();
+                decision.reasons.insert(
+                    0,
+                    match (first_increase, weight) {
+                        (true, _) => {
+                            "the canary has had no traffic yet (the first increase)".into()
+                        }
+                        (false, Some(w)) => format!("step {} (weight {w}) begins", opening.step),
+                        (false, None) => format!("step {} begins", opening.step),
+                    },
+                );
+                Ok(GateAnswer {
+                    look,
+                    decision,
+                    opened: Some(opening),
+                })
+            }
+            Ok(false) => {
+                let why = "another replica opened the gate for this step first".to_string();
+                Ok(held(look, Action::Continue, why))
+            }
+            Err(e) => {
+                self.store_failed("open_step", &e);
+                let why = format!(
+                    "the opening of the gate could not be recorded, so it is not given: {e}"
+                );
+                Ok(held(look, Action::Inconclusive, why))
+            }
+        }
     }
 
     /// How long a handler waits for a look before answering "cannot judge".

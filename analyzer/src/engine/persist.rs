@@ -60,6 +60,7 @@ pub async fn sync(
                 run.vars = open.vars;
                 run.resume_looks(open.looks);
                 run.sequential = open.sequential;
+                run.opened = open.opened;
                 return Ok(());
             }
             Some(id) => {
@@ -81,6 +82,8 @@ pub async fn sync(
                     run.push_look(Arc::new(newer.look));
                     run.sequential = newer.sequential;
                 }
+                // Another replica may have opened the traffic gate since.
+                run.opened = synced.opened;
                 return Ok(());
             }
         }

@@ -71,8 +71,15 @@ pub struct Look {
     pub window: LookWindow,
     /// What the canary was compared against (X-03: say which baseline).
     pub baseline: String,
-    /// Canary traffic weight when known (percent).
+    /// Canary traffic weight when known (percent): sent by the controller,
+    /// or the schedule's weight of the step.
     pub weight: Option<f64>,
+    /// The rollout step the look belongs to, counted by the openings of the
+    /// traffic gate (1 = the first weight); absent while the gate has never
+    /// opened (a controller that does not call it, or before the first
+    /// increase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
     pub metrics: Vec<MetricVerdict>,
     pub decision: Decision,
 }
@@ -93,6 +100,20 @@ impl Look {
     }
 }
 
+/// An opening of the traffic gate (Flagger's `confirm-traffic-increase`
+/// answered 200): the controller raises the weight, and step `step`
+/// begins. Recorded in the run store before it is answered, so a restarted
+/// daemon or another replica counts the same steps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepOpening {
+    /// The step that begins (1 at the first increase from weight 0).
+    pub step: usize,
+    /// When the gate opened (unix seconds).
+    pub at: f64,
+    /// The look whose decision opened it; a look opens the gate once.
+    pub after_look: usize,
+}
+
 /// One rollout under analysis.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -110,6 +131,8 @@ pub struct Run {
     /// The current rollout step: the weight of the latest unbroken series of
     /// looks at one weight, and the time of its first look.
     step: Option<(Option<f64>, f64)>,
+    /// The latest opening of the traffic gate, when the controller calls it.
+    pub opened: Option<StepOpening>,
     /// Set once the controller reported the rollout finished.
     pub closed: Option<String>,
     /// Sequential judges' state, by metric name.
@@ -133,6 +156,7 @@ impl Run {
             vars,
             last_look: None,
             step: None,
+            opened: None,
             closed: None,
             sequential: BTreeMap::new(),
         }
@@ -161,11 +185,22 @@ impl Run {
         }
     }
 
+    /// The current step as the traffic gate counts it: 0 before its first
+    /// opening (or when the controller never calls it).
+    pub fn step(&self) -> usize {
+        self.opened.map_or(0, |o| o.step)
+    }
+
     /// When the current rollout step began, for a look at `weight` taken at
-    /// `now`: the first of the latest unbroken series of looks at this
-    /// weight, or `now` when the weight just changed. Without a weight the
-    /// run is one step, begun at its first look.
+    /// `now`: the latest opening of the traffic gate when there was one (the
+    /// controller raised the weight then); otherwise the first of the latest
+    /// unbroken series of looks at this weight, or `now` when the weight
+    /// just changed. Without either the run is one step, begun at its first
+    /// look.
     pub fn step_started(&self, weight: Option<f64>, now: f64) -> f64 {
+        if let Some(opened) = self.opened {
+            return opened.at;
+        }
         if weight.is_none() {
             return self.first_look;
         }
@@ -191,6 +226,7 @@ mod tests {
             },
             baseline: "same window".into(),
             weight,
+            step: None,
             metrics: Vec::new(),
             decision: Decision::inconclusive("test"),
         })
@@ -225,6 +261,25 @@ mod tests {
         // Without weights the run is one step.
         assert_eq!(r.step_started(None, 400.0), 100.0);
         assert_eq!(r.last_look().unwrap().number, 5);
+    }
+
+    #[test]
+    fn an_opening_of_the_gate_begins_the_step_whatever_the_weights() {
+        let mut r = run();
+        assert_eq!(r.step(), 0);
+        r.push_look(look(1, 100.0, None));
+        assert_eq!(r.step_started(None, 115.0), 100.0);
+        r.opened = Some(StepOpening {
+            step: 1,
+            at: 101.0,
+            after_look: 1,
+        });
+        assert_eq!(r.step(), 1);
+        // The step's looks carry its scheduled weight, or none: the step
+        // began at the opening either way, not at its first look.
+        r.push_look(look(2, 116.0, Some(5.0)));
+        assert_eq!(r.step_started(Some(5.0), 131.0), 101.0);
+        assert_eq!(r.step_started(None, 131.0), 101.0);
     }
 
     /// A look whose metrics have these (classification, canary, baseline).

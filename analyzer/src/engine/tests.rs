@@ -57,6 +57,7 @@ fn request(name: &str, now: f64) -> LookRequest {
             .collect(),
         now,
         weight: None,
+        steps: None,
     }
 }
 
@@ -157,6 +158,7 @@ async fn a_broken_traffic_split_blocks_promotion() {
     );
     let at = |name: &str, now: f64, weight: f64| LookRequest {
         weight: Some(weight),
+        steps: None,
         ..request(name, now)
     };
     // The weight says 50 %: consistent, healthy.
@@ -220,6 +222,7 @@ async fn a_segments_first_look_does_not_judge_the_split_it_straddles() {
     );
     let at = |now: f64| LookRequest {
         weight: Some(50.0),
+        steps: None,
         ..request("step", now)
     };
     for now in [630.0, 690.0, 750.0, 810.0] {
@@ -387,6 +390,7 @@ async fn an_undecided_step_ends_as_configured_when_its_budget_runs_out() {
     );
     let at = |now: f64, weight: f64| LookRequest {
         weight: Some(weight),
+        steps: None,
         ..request("a", now)
     };
     use verdict_judges::decision::Action;
@@ -443,6 +447,7 @@ async fn a_delivery_at_another_weight_is_a_new_look_not_a_duplicate() {
     let e = engine("", source);
     let at = |now: f64, weight: Option<f64>| LookRequest {
         weight,
+        steps: None,
         ..request("r", now)
     };
     let first = e.look(at(1000.0, Some(5.0))).await.unwrap();
@@ -494,4 +499,201 @@ async fn a_quantile_gauge_is_set_aside_while_the_arms_volumes_differ() {
     let even = judge_p99(50.0, 50.0).await;
     assert!(!even.muted, "{even:?}");
     assert_eq!(even.classification.verdict_name(), "high", "{even:?}");
+}
+
+/// Counters that start at `from` (no sample before: the arm had no traffic).
+fn counter_from(from: f64, rate: f64) -> Vec<Series> {
+    series(from, 1e4, move |t| (rate * (t - from)).floor())
+}
+
+fn gate_engine(source: MemorySource) -> Engine {
+    let text = COUNTER_CONFIG.replace(
+        "    min_data:",
+        "    steps: [5, 25, 50, 100]\n    min_data:",
+    );
+    let config = load_str(Path::new("t.yaml"), &text, Vec::new()).unwrap();
+    Engine::new(
+        config.analyses,
+        Arc::new(source),
+        Arc::new(Telemetry::new()),
+    )
+}
+
+/// Flagger never sends the weight: Verdict counts the steps by the openings
+/// of the traffic gate, takes each step's weight from the schedule, and a
+/// look opens the gate once.
+#[tokio::test]
+async fn the_traffic_gate_counts_the_steps_and_opens_once_per_look() {
+    let mut source = MemorySource::new();
+    // The baseline serves from the start; the canary only from t = 1000,
+    // after the first opening, at 5 % of the traffic.
+    source.insert(r#"err{arm="primary"}"#, counter(0.0));
+    source.insert(r#"req{arm="primary"}"#, counter(95.0));
+    source.insert(r#"err{arm="canary"}"#, counter_from(1000.0, 0.0));
+    source.insert(r#"req{arm="canary"}"#, counter_from(1000.0, 5.0));
+    let e = gate_engine(source);
+    let key = RunKey::Replay { name: "g".into() };
+
+    // Weight 0, before any canary traffic: the first increase is allowed.
+    let first = e.gate(request("g", 990.0)).await.unwrap();
+    let opened = first.opened.expect("the first increase opens the gate");
+    assert_eq!((opened.step, opened.after_look), (1, 1));
+    assert_eq!(first.look.weight, None);
+    assert!(first.decision.reasons[0].contains("no traffic yet"));
+    // Asked again at once (a retry): the weight is now step 1's, so this is
+    // step 1's first look, still idle but past the first increase: held.
+    let again = e.gate(request("g", 991.0)).await.unwrap();
+    assert!(again.opened.is_none(), "{:?}", again.decision);
+    assert_eq!(again.decision.action, Action::Continue);
+    assert_eq!((again.look.number, again.look.step), (2, Some(1)));
+    assert_eq!(e.run("web", &key).await.unwrap().step(), 1);
+
+    // Step 1 carries the schedule's weight; the canary has traffic now, so
+    // an idle-looking look could not open the gate again.
+    let look = e.look(request("g", 1300.0)).await.unwrap();
+    assert_eq!((look.weight, look.step), (Some(5.0), Some(1)));
+    assert_eq!(
+        e.gate(request("g", 1300.5)).await.unwrap().look.number,
+        look.number,
+        "the tick's look"
+    );
+    // Looks every 30 s until the evidence (the split checked against 5 %
+    // included) opens the gate: step 2 begins, at the schedule's 25 %.
+    let mut opened = None;
+    for now in [1330.0, 1360.0, 1390.0, 1420.0] {
+        let answer = e.gate(request("g", now)).await.unwrap();
+        if let Some(o) = answer.opened {
+            assert!(answer.decision.reasons[0].contains("step 2 (weight 25) begins"));
+            opened = Some((o, now));
+            break;
+        }
+        assert_ne!(answer.decision.action, Action::Promote);
+    }
+    let (o, at) = opened.expect("healthy arms open the gate within four looks");
+    assert_eq!((o.step, o.at), (2, at));
+    // The step's first look is at 25 %: its split is not checked yet, so
+    // no promote.
+    let next = e.look(request("g", at + 10.0)).await.unwrap();
+    assert_eq!((next.weight, next.step), (Some(25.0), Some(2)));
+    assert_eq!(
+        next.decision.action,
+        Action::Continue,
+        "{:?}",
+        next.decision
+    );
+}
+
+/// An opening is in the store before it is answered: a restarted daemon
+/// (a new engine on the same store) continues at the same step.
+#[tokio::test]
+async fn a_restarted_daemon_counts_the_same_steps() {
+    let source = {
+        let mut s = MemorySource::new();
+        s.insert(r#"err{arm="primary"}"#, counter(0.0));
+        s.insert(r#"req{arm="primary"}"#, counter(95.0));
+        s
+    };
+    let store: Arc<dyn crate::store::Store> = Arc::new(MemoryStore::new());
+    let e = gate_engine(source.clone()).with_store(store.clone());
+    assert!(e.gate(request("r", 990.0)).await.unwrap().opened.is_some());
+    drop(e);
+    let restarted = gate_engine(source).with_store(store);
+    let look = restarted.look(request("r", 1300.0)).await.unwrap();
+    assert_eq!((look.step, look.weight), (Some(1), Some(5.0)));
+    // The canary still has no traffic, but the first increase was made:
+    // the gate holds now.
+    let held = restarted.gate(request("r", 1300.5)).await.unwrap();
+    assert!(held.opened.is_none(), "{:?}", held.decision);
+}
+
+/// Without a schedule the steps are still counted, the weight stays
+/// unknown, and a promote says the split was not checked.
+#[tokio::test]
+async fn without_a_schedule_the_weight_stays_unknown() {
+    let mut source = MemorySource::new();
+    source.insert(r#"err{arm="primary"}"#, counter(0.0));
+    source.insert(r#"req{arm="primary"}"#, counter(50.0));
+    source.insert(r#"err{arm="canary"}"#, counter(0.0));
+    source.insert(r#"req{arm="canary"}"#, counter(50.0));
+    let config = load_str(Path::new("t.yaml"), COUNTER_CONFIG, Vec::new()).unwrap();
+    let e = Engine::new(
+        config.analyses,
+        Arc::new(source),
+        Arc::new(Telemetry::new()),
+    );
+    let mut promoted = None;
+    for i in 0..20 {
+        let answer = e.gate(request("n", 600.0 + 30.0 * i as f64)).await.unwrap();
+        assert_eq!(answer.look.weight, None);
+        if answer.opened.is_some() {
+            promoted = Some(answer);
+            break;
+        }
+    }
+    let promoted = promoted.expect("identical arms promote within 20 looks");
+    assert_eq!(promoted.decision.action, Action::Promote);
+    // The same look asked again (a retry within the dedup window; without
+    // a schedule the weight does not change): the gate opened once.
+    let opened = promoted.opened.unwrap();
+    let again = e.gate(request("n", opened.at + 1.0)).await.unwrap();
+    assert_eq!(again.look.number, promoted.look.number);
+    assert!(again.opened.is_none());
+    assert_eq!(again.decision.action, Action::Continue);
+    assert!(
+        again.decision.reasons[0].contains("already opened"),
+        "{:?}",
+        again.decision
+    );
+    assert!(
+        promoted
+            .decision
+            .summary()
+            .contains("the traffic split was not checked"),
+        "{:?}",
+        promoted.decision
+    );
+    // The next step begins at the opening: its first look, 10 s on, holds
+    // for the step's minimum (the analysis's `step`, 15 s) whatever the
+    // evidence so far.
+    let at = promoted.opened.unwrap().at;
+    let next = e.look(request("n", at + 10.0)).await.unwrap();
+    assert_eq!(next.step, Some(promoted.opened.unwrap().step));
+    assert_eq!(
+        next.decision.action,
+        Action::Continue,
+        "{:?}",
+        next.decision
+    );
+    assert!(
+        next.decision
+            .summary()
+            .contains("the current step has lasted 10 s of its minimum 15 s"),
+        "{:?}",
+        next.decision
+    );
+    let later = e.look(request("n", at + 15.0)).await.unwrap();
+    assert_eq!(
+        later.decision.action,
+        Action::Promote,
+        "{:?}",
+        later.decision
+    );
+}
+
+/// A webhook's `stepWeights` overrides the analysis's schedule.
+#[test]
+fn step_weights_parse_and_refuse_what_is_not_a_schedule() {
+    let s = StepWeights::parse("5,25, 50 100%").unwrap();
+    assert_eq!(
+        (
+            s.weight_of(0),
+            s.weight_of(1),
+            s.weight_of(4),
+            s.weight_of(5)
+        ),
+        (None, Some(5.0), Some(100.0), None)
+    );
+    for bad in ["", "5,x", "25,5", "0,50", "5,150", "5,5"] {
+        assert!(StepWeights::parse(bad).is_err(), "{bad:?}");
+    }
 }

@@ -315,6 +315,7 @@ pub async fn judge(engine: &Engine, execution_id: &str, judgement: &Judgement) -
         vars: judgement.vars.clone(),
         now: judgement.end,
         weight: None,
+        steps: None,
     };
     let look = engine
         .look_with(judgement.analysis.clone(), request, Some(judgement.start))

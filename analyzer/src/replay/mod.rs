@@ -268,6 +268,7 @@ pub async fn replay(
                     vars: spec.vars.clone(),
                     now,
                     weight: Some(spec.schedule.weight(index)),
+                    steps: None,
                 })
                 .await?;
             looks += 1;

@@ -15,7 +15,7 @@ use super::{
     BoxFuture, EventRecord, MigrationStatus, NewRun, NotificationRecord, OpenRun, Recorded,
     RunDetail, RunFilter, RunSummary, RunSync, SequentialStates, Store, StoreError, StoredLook,
 };
-use crate::engine::run::{Look, RunKey};
+use crate::engine::run::{Look, RunKey, StepOpening};
 use crate::kayenta_api::repository::KayentaRepositories;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,7 @@ struct RunRow {
     summary: RunSummary,
     window_start: f64,
     vars: BTreeMap<String, String>,
+    opened: Option<StepOpening>,
 }
 
 #[derive(Default)]
@@ -158,6 +159,7 @@ impl Store for MemoryStore {
                         },
                         window_start: run.window_start,
                         vars: run.vars.clone(),
+                        opened: None,
                     },
                 );
                 id
@@ -176,6 +178,7 @@ impl Store for MemoryStore {
                 vars: row.vars.clone(),
                 looks: latest.into_iter().map(|l| (*l.look).clone()).collect(),
                 sequential,
+                opened: row.opened,
             }
         })))
     }
@@ -188,6 +191,25 @@ impl Store for MemoryStore {
                 .next_back()
                 .filter(|l| l.look.number > after)
                 .map(KeptLook::stored),
+            opened: d.runs.get(&id).and_then(|r| r.opened),
+        })))
+    }
+
+    fn open_step<'a>(
+        &'a self,
+        id: i64,
+        opening: &'a StepOpening,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        ready(Ok(self.with(|d| {
+            let Some(row) = d.runs.get_mut(&id) else {
+                return false;
+            };
+            let current = row.opened.map_or(0, |o| o.step);
+            let open = row.summary.ended_at.is_none() && current + 1 == opening.step;
+            if open {
+                row.opened = Some(*opening);
+            }
+            open
         })))
     }
 

@@ -32,6 +32,12 @@ pub const SQLITE: &[Migration] = &[
         up: include_str!("migrations/sqlite/0002_kayenta.up.sql"),
         down: include_str!("migrations/sqlite/0002_kayenta.down.sql"),
     },
+    Migration {
+        version: 3,
+        name: "steps",
+        up: include_str!("migrations/sqlite/0003_steps.up.sql"),
+        down: include_str!("migrations/sqlite/0003_steps.down.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first (the same versions as [`SQLITE`]).
@@ -47,6 +53,12 @@ pub const POSTGRES: &[Migration] = &[
         name: "kayenta",
         up: include_str!("migrations/postgres/0002_kayenta.up.sql"),
         down: include_str!("migrations/postgres/0002_kayenta.down.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "steps",
+        up: include_str!("migrations/postgres/0003_steps.up.sql"),
+        down: include_str!("migrations/postgres/0003_steps.down.sql"),
     },
 ];
 

@@ -30,7 +30,7 @@ pub mod sqlite;
 
 use crate::config::store::{StoreBackend, StoreSettings};
 use crate::config::Config;
-use crate::engine::run::{Look, RunKey};
+use crate::engine::run::{Look, RunKey, StepOpening};
 use crate::engine::sequential::SequentialState;
 use crate::kayenta_api::repository::KayentaRepositories;
 pub use crate::source::BoxFuture;
@@ -120,6 +120,8 @@ pub struct OpenRun {
     pub looks: Vec<Look>,
     /// The sequential state after the latest look (empty before any).
     pub sequential: SequentialStates,
+    /// The latest opening of the traffic gate, if any.
+    pub opened: Option<StepOpening>,
 }
 
 impl OpenRun {
@@ -136,6 +138,8 @@ pub struct RunSync {
     pub closed: bool,
     /// The latest look, when its number is above the one asked about.
     pub newer: Option<StoredLook>,
+    /// The latest opening of the traffic gate, if any.
+    pub opened: Option<StepOpening>,
 }
 
 /// The outcome of recording a look.
@@ -299,6 +303,16 @@ pub trait Store: Send + Sync {
     ) -> BoxFuture<'a, Result<Recorded, StoreError>>;
 
     /// Closes the open run of `analysis` and `key`, if any; returns its id.
+    /// Records that the traffic gate of open run `id` opened: step
+    /// `opening.step` begins. Succeeds only from the step before it (false
+    /// otherwise: another replica opened it first, or the run was closed),
+    /// so a step is counted once whoever answers the gate.
+    fn open_step<'a>(
+        &'a self,
+        id: i64,
+        opening: &'a StepOpening,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
     fn close_run<'a>(
         &'a self,
         analysis: &'a str,
@@ -390,6 +404,20 @@ pub fn config_hash(config: &impl std::fmt::Debug) -> String {
 
 /// Text of a value for a JSON column, non-finite floats included
 /// ([`crate::json::to_string`]): what is written can be read back.
+/// A run's stored step columns (`step`, `step_opened_at`,
+/// `step_after_look`) as the latest opening of its traffic gate: none at
+/// step 0, before the gate ever opened.
+fn step_opening(step: i64, at: Option<f64>, after_look: Option<i64>) -> Option<StepOpening> {
+    match (usize::try_from(step), at, after_look.map(usize::try_from)) {
+        (Ok(step), Some(at), Some(Ok(after_look))) if step > 0 => Some(StepOpening {
+            step,
+            at,
+            after_look,
+        }),
+        _ => None,
+    }
+}
+
 fn to_json(value: &impl Serialize) -> Result<String, StoreError> {
     crate::json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
 }

@@ -16,11 +16,11 @@ mod kayenta;
 
 use super::migrations::{self, Migration, Step};
 use super::{
-    action_of, from_json, to_json, BoxFuture, EventRecord, MigrationStatus, NewRun,
+    action_of, from_json, step_opening, to_json, BoxFuture, EventRecord, MigrationStatus, NewRun,
     NotificationRecord, OpenRun, Recorded, RunDetail, RunFilter, RunSummary, RunSync,
     SequentialStates, Store, StoreError, StoredLook,
 };
-use crate::engine::run::{Look, RunKey};
+use crate::engine::run::{Look, RunKey, StepOpening};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::{Client, NoTls, Row};
@@ -298,7 +298,8 @@ impl Store for PostgresStore {
             .map_err(db)?;
             let row = conn
                 .query_opt(
-                    "SELECT id, started_at, window_start, vars_json FROM runs \
+                    "SELECT id, started_at, window_start, vars_json, step, step_opened_at, \
+                     step_after_look FROM runs \
                      WHERE analysis = $1 AND run_key = $2 AND ended_at IS NULL",
                     &[&run.analysis, &key_text],
                 )
@@ -334,6 +335,7 @@ impl Store for PostgresStore {
                 vars: from_json("run variables", row.get(3))?,
                 looks,
                 sequential,
+                opened: step_opening(row.get(4), row.get(5), row.get(6)),
             })
         })
     }
@@ -341,11 +343,16 @@ impl Store for PostgresStore {
     fn sync_run(&self, id: i64, after: usize) -> BoxFuture<'_, Result<RunSync, StoreError>> {
         Box::pin(async move {
             let conn = self.pool.get().await?;
-            let open: Option<bool> = conn
-                .query_opt("SELECT ended_at IS NULL FROM runs WHERE id = $1", &[&id])
+            let (open, opened): (Option<bool>, Option<Option<StepOpening>>) = conn
+                .query_opt(
+                    "SELECT ended_at IS NULL, step, step_opened_at, step_after_look FROM runs \
+                     WHERE id = $1",
+                    &[&id],
+                )
                 .await
                 .map_err(db)?
-                .map(|r| r.get(0));
+                .map(|r| (r.get(0), step_opening(r.get(1), r.get(2), r.get(3))))
+                .unzip();
             let newer = conn
                 .query_opt(
                     "SELECT look_json, state_json FROM looks WHERE run_id = $1 AND number > $2 \
@@ -359,7 +366,32 @@ impl Store for PostgresStore {
             Ok(RunSync {
                 closed: open != Some(true),
                 newer,
+                opened: opened.flatten(),
             })
+        })
+    }
+
+    fn open_step<'a>(
+        &'a self,
+        id: i64,
+        opening: &'a StepOpening,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let conn = self.pool.get().await?;
+            let changed = conn
+                .execute(
+                    "UPDATE runs SET step = $2, step_opened_at = $3, step_after_look = $4 \
+                     WHERE id = $1 AND step = $2 - 1 AND ended_at IS NULL",
+                    &[
+                        &id,
+                        &(opening.step as i64),
+                        &opening.at,
+                        &(opening.after_look as i64),
+                    ],
+                )
+                .await
+                .map_err(db)?;
+            Ok(changed == 1)
         })
     }
 

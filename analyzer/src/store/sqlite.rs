@@ -11,11 +11,11 @@ mod kayenta;
 
 use super::migrations::{self, Migration, Step};
 use super::{
-    action_of, from_json, to_json, BoxFuture, EventRecord, MigrationStatus, NewRun,
+    action_of, from_json, step_opening, to_json, BoxFuture, EventRecord, MigrationStatus, NewRun,
     NotificationRecord, OpenRun, Recorded, RunDetail, RunFilter, RunSummary, RunSync,
     SequentialStates, Store, StoreError, StoredLook,
 };
-use crate::engine::run::{Look, RunKey};
+use crate::engine::run::{Look, RunKey, StepOpening};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -325,12 +325,22 @@ impl Store for SqliteStore {
                     ],
                 )
                 .map_err(db)?;
-                let (id, started_at, window_start, vars_json): (i64, f64, f64, String) = tx
+                let (id, started_at, window_start, vars_json, opened) = tx
                     .query_row(
-                        "SELECT id, started_at, window_start, vars_json FROM runs \
+                        "SELECT id, started_at, window_start, vars_json, step, step_opened_at, \
+                         step_after_look FROM runs \
                          WHERE analysis = ?1 AND run_key = ?2 AND ended_at IS NULL",
                         params![run.analysis, key_text],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                        |r| {
+                            let opened = step_opening(r.get(4)?, r.get(5)?, r.get(6)?);
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, f64>(1)?,
+                                r.get::<_, f64>(2)?,
+                                r.get::<_, String>(3)?,
+                                opened,
+                            ))
+                        },
                     )
                     .map_err(db)?;
                 let mut stmt = tx
@@ -364,6 +374,7 @@ impl Store for SqliteStore {
                     vars: from_json("run variables", &vars_json)?,
                     looks,
                     sequential,
+                    opened,
                 })
             })
             .await
@@ -372,14 +383,21 @@ impl Store for SqliteStore {
 
     fn sync_run(&self, id: i64, after: usize) -> BoxFuture<'_, Result<RunSync, StoreError>> {
         Box::pin(self.call(move |conn| {
-            let open: Option<bool> = conn
+            let (open, opened) = conn
                 .query_row(
-                    "SELECT ended_at IS NULL FROM runs WHERE id = ?1",
+                    "SELECT ended_at IS NULL, step, step_opened_at, step_after_look FROM runs \
+                     WHERE id = ?1",
                     params![id],
-                    |r| r.get(0),
+                    |r| {
+                        Ok((
+                            r.get::<_, bool>(0)?,
+                            step_opening(r.get(1)?, r.get(2)?, r.get(3)?),
+                        ))
+                    },
                 )
                 .optional()
-                .map_err(db)?;
+                .map_err(db)?
+                .unzip();
             let newer = conn
                 .query_row(
                     "SELECT look_json, state_json FROM looks WHERE run_id = ?1 AND number > ?2 \
@@ -394,7 +412,26 @@ impl Store for SqliteStore {
             Ok(RunSync {
                 closed: open != Some(true),
                 newer,
+                opened: opened.flatten(),
             })
+        }))
+    }
+
+    fn open_step<'a>(
+        &'a self,
+        id: i64,
+        opening: &'a StepOpening,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let o = *opening;
+        Box::pin(self.call(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE runs SET step = ?2, step_opened_at = ?3, step_after_look = ?4 \
+                     WHERE id = ?1 AND step = ?2 - 1 AND ended_at IS NULL",
+                    params![id, o.step as i64, o.at, o.after_look as i64],
+                )
+                .map_err(db)?;
+            Ok(changed == 1)
         }))
     }
 

@@ -120,6 +120,7 @@ pub fn request(n: usize) -> LookRequest {
             .collect(),
         now: time_of(n),
         weight: None,
+        steps: None,
     }
 }
 
