@@ -9,6 +9,9 @@
 //!
 //! * `http_requests_total{code}`: every `/predict` answer, by status code;
 //! * `http_request_duration_seconds`: a classic histogram of their latency;
+//! * `model_requests_total{status}` (`ok`, `error`) and
+//!   `model_inference_duration_seconds`: the same answers and latencies under
+//!   the names of `templates/analysis/ml-model.yaml`;
 //! * `model_predictions_scored_total{correct}`: scored predictions.
 //!
 //! Every label value the service can produce is exported from the start at
@@ -69,6 +72,8 @@ pub struct App {
     registry: Registry,
     requests: IntCounterVec,
     duration: Histogram,
+    model_requests: IntCounterVec,
+    inference: Histogram,
     scored: IntCounterVec,
 }
 
@@ -86,6 +91,17 @@ impl App {
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
         )?;
+        let model_requests = IntCounterVec::new(
+            Opts::new("model_requests_total", "Answers of /predict by status."),
+            &["status"],
+        )?;
+        let inference = Histogram::with_opts(
+            HistogramOpts::new(
+                "model_inference_duration_seconds",
+                "Latency of /predict answers, seconds.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
         let scored = IntCounterVec::new(
             Opts::new(
                 "model_predictions_scored_total",
@@ -95,9 +111,14 @@ impl App {
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(model_requests.clone()))?;
+        registry.register(Box::new(inference.clone()))?;
         registry.register(Box::new(scored.clone()))?;
         for code in ["200", "500"] {
             requests.with_label_values(&[code]);
+        }
+        for status in ["ok", "error"] {
+            model_requests.with_label_values(&[status]);
         }
         for correct in ["true", "false"] {
             scored.with_label_values(&[correct]);
@@ -109,6 +130,8 @@ impl App {
             registry,
             requests,
             duration,
+            model_requests,
+            inference,
             scored,
         }))
     }
@@ -164,7 +187,11 @@ async fn predict(State(app): State<Arc<App>>) -> Response {
         (StatusCode::OK, format!("{{\"correct\":{correct}}}"))
     };
     app.requests.with_label_values(&[status.as_str()]).inc();
-    app.duration.observe(started.elapsed().as_secs_f64());
+    let model_status = if status.is_success() { "ok" } else { "error" };
+    app.model_requests.with_label_values(&[model_status]).inc();
+    let seconds = started.elapsed().as_secs_f64();
+    app.duration.observe(seconds);
+    app.inference.observe(seconds);
     (status, body).into_response()
 }
 

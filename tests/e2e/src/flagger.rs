@@ -134,6 +134,104 @@ pub struct Canary {
     pub max_ticks: u32,
 }
 
+impl Canary {
+    /// The Canary of a Flagger template (`templates/flagger/*.yaml`) as a
+    /// user deploys it: its `stepWeights`, `threshold` and webhooks (types,
+    /// timeouts, metadata verbatim), with Verdict's in-cluster address
+    /// `http://verdict.verdict.svc:8080` replaced by `verdict` and the
+    /// analysis named in each URL by `analysis` (a user's copy judged by
+    /// another analysis). Name, namespace, checksum and interval are the
+    /// test's (the interval is the one field a test must shorten).
+    pub fn from_template(
+        text: &str,
+        verdict: &str,
+        analysis: &str,
+        identity: (&str, &str, &str),
+        interval: Duration,
+        max_ticks: u32,
+    ) -> Result<Canary, String> {
+        let doc: serde_json::Value =
+            serde_yaml::from_str(text).map_err(|e| format!("Canary template YAML: {e}"))?;
+        let spec = doc
+            .pointer("/spec/analysis")
+            .ok_or("the template has no spec.analysis")?;
+        let step_weights = spec["stepWeights"]
+            .as_array()
+            .ok_or("spec.analysis.stepWeights is not a list")?
+            .iter()
+            .map(|w| {
+                w.as_u64()
+                    .map(|w| w as u32)
+                    .ok_or("a step weight is not a number")
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        let threshold = spec["threshold"]
+            .as_u64()
+            .ok_or("no spec.analysis.threshold")? as u32;
+        let mut webhooks = Vec::new();
+        for hook in spec["webhooks"]
+            .as_array()
+            .ok_or("no spec.analysis.webhooks")?
+        {
+            let field = |k: &str| {
+                hook[k]
+                    .as_str()
+                    .ok_or(format!("webhook without {k}: {hook}"))
+            };
+            let kind = field("type")?;
+            let hook_type = HOOK_TYPES
+                .iter()
+                .copied()
+                .find(|t| t.as_str() == kind)
+                .ok_or(format!("unknown webhook type {kind}"))?;
+            let url = field("url")?;
+            let path = url
+                .strip_prefix("http://verdict.verdict.svc:8080/v1/flagger/")
+                .ok_or(format!("webhook URL {url} is not Verdict's"))?;
+            let (_, hook_path) = path
+                .split_once('/')
+                .ok_or(format!("webhook URL {url} names no hook"))?;
+            let timeout = crate::argo::parse_go_duration(field("timeout")?)
+                .map_err(|e| format!("webhook timeout: {e}"))?;
+            let metadata = match hook.get("metadata") {
+                None => BTreeMap::new(),
+                Some(m) => serde_json::from_value(m.clone())
+                    .map_err(|e| format!("webhook metadata must be strings: {e}"))?,
+            };
+            webhooks.push(Webhook {
+                name: field("name")?.to_string(),
+                hook: hook_type,
+                url: format!("{verdict}/v1/flagger/{analysis}/{hook_path}"),
+                timeout,
+                metadata,
+            });
+        }
+        let (name, namespace, checksum) = identity;
+        Ok(Canary {
+            name: name.into(),
+            namespace: namespace.into(),
+            checksum: checksum.into(),
+            interval,
+            threshold,
+            step_weights,
+            webhooks,
+            max_ticks,
+        })
+    }
+}
+
+/// Every webhook type, in the CRD's order.
+const HOOK_TYPES: [HookType; 8] = [
+    HookType::ConfirmRollout,
+    HookType::PreRollout,
+    HookType::Rollout,
+    HookType::ConfirmTrafficIncrease,
+    HookType::ConfirmPromotion,
+    HookType::PostRollout,
+    HookType::Rollback,
+    HookType::Event,
+];
+
 /// One webhook call and its answer.
 #[derive(Debug, Clone)]
 pub struct HookCall {

@@ -1,16 +1,24 @@
 //! End-to-end rollouts on this machine, no cluster: real services, a real
 //! Prometheus, a real Verdict, and a controller playing Flagger.
 //!
-//! Per scenario, a baseline (`<name>-primary`) and a canary
-//! (`<name>-canary`) build of `e2e-app` serve `/predict`; a load generator
-//! sends them a steady `RATE` requests per second split by the canary
-//! weight; one Prometheus scrapes every service each second; Verdict serves
-//! the production router (in-process, on the wall clock, exactly as
-//! `verdict serve`) with an analysis of three sequential judges (errors,
-//! latency histogram, model accuracy); and [`Rollout`] plays Flagger across
-//! the steps 5 → 25 → 50 → 100 with an analysis interval of `INTERVAL`,
-//! calling every webhook type Verdict serves. The scenarios run
-//! concurrently:
+//! What a user deploys, as shipped: Verdict's config holds the analyses of
+//! `templates/analysis/http-service.yaml` and `ml-model.yaml` (only the
+//! Prometheus URL replaced), and each Canary is
+//! `templates/flagger/canary-istio.yaml` (steps 5 → 25 → 50 → 100, its
+//! threshold, its webhooks with their metadata: the token and
+//! `stepWeights`), pointed at this Verdict and, for the accuracy scenario,
+//! at the `ml-model` analysis. Only the interval is shortened, to
+//! Flagger's minimum of 10 s. The services are scraped with the pod names
+//! Kubernetes would give them (`<name>-<hash>-<id>`,
+//! `<name>-primary-<hash>-<id>`), which the templates' selectors match.
+//!
+//! Per scenario, a baseline (`<name>-primary`) and a canary build of
+//! `e2e-app` serve `/predict`; a load generator sends them a steady `RATE`
+//! requests per second split by the canary weight; one Prometheus scrapes
+//! every service each second; Verdict serves the production router
+//! (in-process, on the wall clock, exactly as `verdict serve`); and
+//! [`Rollout`] plays Flagger, calling every webhook of the template. The
+//! scenarios run concurrently:
 //!
 //! * `healthy`: the canary is the baseline's build; it must be promoted
 //!   with no failed check, and every webhook must have been answered.
@@ -56,34 +64,41 @@ mod daemon;
 mod prometheus;
 
 use common::{
-    describe_load, log, unix_now, verdict_config, wait_scraped, Service, NAMESPACE, SCRAPE,
+    describe_load, log, pod_labels, template_config, unix_now, wait_scraped, Service, NAMESPACE,
+    SCRAPE,
 };
 use daemon::Daemon;
 use prometheus::{PrometheusServer, ScrapeTarget};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use verdict::api::flagger::FlaggerWebhook;
 use verdict::engine::LookRequest;
-use verdict_e2e::flagger::{Canary, HookType, Phase, Report, RollbackCause, Rollout, Webhook};
+use verdict_e2e::flagger::{Canary, HookType, Phase, Report, RollbackCause, Rollout};
 use verdict_e2e::load::{CanaryWeight, LoadConfig, LoadGenerator, LoadStats};
 use verdict_judges::decision::Action;
 
-/// Flagger's analysis interval (real Flagger's minimum is 10 s; the
-/// analysis, `common::VERDICT_CONFIG`, is tuned for seconds).
-const INTERVAL: Duration = Duration::from_secs(4);
+/// Flagger's analysis interval: its minimum, 10 s (the template's is 1m;
+/// the shorter interval only brings Verdict the same calls closer together).
+const INTERVAL: Duration = Duration::from_secs(10);
 /// Requests per second per scenario, both arms together.
 const RATE: f64 = 200.0;
-/// Webhook timeout: the rollback and rollout hooks of one tick fit in the interval.
-const HOOK_TIMEOUT: Duration = Duration::from_secs(3);
-const ANALYSIS: &str = "e2e";
 const CHECKSUM: &str = "85d557f47b";
-const STEPS: [u32; 4] = [5, 25, 50, 100];
+/// The Canary a user deploys: its stepWeights (5, 25, 50, 100), threshold
+/// and webhooks, metadata included (docs/deploy.md).
+const CANARY_TEMPLATE: &str = include_str!("../../../templates/flagger/canary-istio.yaml");
+/// Ticks before the driver gives up: the healthy rollout needs the
+/// analysis's minimum duration (2 min) and each later step's minimum and
+/// split check (under a minute each), about 25 ticks.
+const MAX_TICKS: u32 = 45;
 
 /// One rollout to run.
 struct Scenario {
     /// The Canary's name (the services are `<name>-primary`, `<name>-canary`).
     name: &'static str,
+    /// The analysis of `templates/analysis/` that judges it: `http-service`
+    /// (the template's own), or `ml-model` for the accuracy scenario (the
+    /// template's hooks pointed at it, as its user would).
+    analysis: &'static str,
     /// `e2e-app` fault flags of the canary build.
     faults: &'static [&'static str],
     /// For a regressing canary, the metric that must be named in the rollback.
@@ -96,67 +111,58 @@ struct Scenario {
 const SCENARIOS: [Scenario; 5] = [
     Scenario {
         name: "healthy",
+        analysis: "http-service",
         faults: &[],
         regressed_metric: None,
         regress_at_weight: 0,
     },
     Scenario {
         name: "errors",
+        analysis: "http-service",
         faults: &["--error-rate", "0.3"],
         regressed_metric: Some("errors"),
         regress_at_weight: 0,
     },
     Scenario {
         name: "latency",
+        analysis: "http-service",
         faults: &["--extra-latency-ms", "60"],
         regressed_metric: Some("latency"),
         regress_at_weight: 0,
     },
     Scenario {
         name: "accuracy",
+        analysis: "ml-model",
         faults: &["--wrong-rate", "0.6"],
         regressed_metric: Some("accuracy"),
         regress_at_weight: 0,
     },
     Scenario {
         name: "late-latency",
+        analysis: "http-service",
         faults: &["--extra-latency-ms", "60"],
         regressed_metric: Some("latency"),
         regress_at_weight: 50,
     },
 ];
 
-/// The Canary's webhooks, every type Verdict serves, all at Verdict.
-fn canary(name: &str, verdict: &str) -> Canary {
-    let hook = |kind: HookType| Webhook {
-        name: format!("verdict-{}", kind.as_str()),
-        hook: kind,
-        url: format!("{verdict}/v1/flagger/{ANALYSIS}/{}", kind.as_str()),
-        timeout: HOOK_TIMEOUT,
-        metadata: BTreeMap::new(),
-    };
-    Canary {
-        name: name.to_string(),
-        namespace: NAMESPACE.to_string(),
-        checksum: CHECKSUM.to_string(),
-        interval: INTERVAL,
-        threshold: 2,
-        step_weights: STEPS.to_vec(),
-        webhooks: vec![
-            hook(HookType::ConfirmRollout),
-            hook(HookType::PreRollout),
-            hook(HookType::Rollout),
-            hook(HookType::ConfirmTrafficIncrease),
-            hook(HookType::ConfirmPromotion),
-            hook(HookType::Rollback),
-            hook(HookType::PostRollout),
-            hook(HookType::Event),
-        ],
-        // The traffic gate holds each step until its evidence is in (the
-        // first step needs min_data's requests at 5 %); the rest is room
-        // for confirm-promotion to wait for evidence.
-        max_ticks: 40,
-    }
+/// The shipped Canary template's webhooks, pointed at this test's Verdict
+/// and at the scenario's analysis.
+fn canary(scenario: &Scenario, verdict: &str) -> Canary {
+    Canary::from_template(
+        CANARY_TEMPLATE,
+        verdict,
+        scenario.analysis,
+        (scenario.name, NAMESPACE, CHECKSUM),
+        INTERVAL,
+        MAX_TICKS,
+    )
+    .expect("the shipped Canary template")
+}
+
+/// The step weights of the shipped Canary.
+fn steps() -> Vec<u32> {
+    canary(&SCENARIOS[0], "http://x").step_weights
 }
 
 /// Switches `canary`'s faults on half an interval after the weight first
@@ -219,7 +225,7 @@ async fn run_scenario(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let rollout = Rollout::new(self::canary(scenario.name, verdict), weight).expect("driver");
+    let rollout = Rollout::new(self::canary(scenario, verdict), weight).expect("driver");
     let report = rollout.run().await;
     let onset = match trigger {
         Some(task) if task.is_finished() => Some(task.await.expect("fault switch")),
@@ -241,10 +247,15 @@ async fn run_scenario(
 /// never do up to `until`.
 async fn detectable_at(
     oracle: &Daemon,
-    name: &str,
+    scenario: &Scenario,
     report: &Report,
     until: f64,
 ) -> Option<(f64, String)> {
+    let rollout_hook = canary(scenario, "http://x")
+        .webhooks
+        .into_iter()
+        .find(|w| w.hook == HookType::Rollout)
+        .expect("the template has a rollout hook");
     let first_look = report
         .ticks
         .iter()
@@ -256,22 +267,25 @@ async fn detectable_at(
         if t > until {
             return None;
         }
-        // What Flagger sends, as the live rollout did: no weight.
-        let payload = FlaggerWebhook {
-            name: name.to_string(),
-            namespace: NAMESPACE.to_string(),
-            phase: "Progressing".into(),
-            checksum: CHECKSUM.into(),
-            metadata: BTreeMap::new(),
-        };
+        // What Flagger sends, as the live rollout did: no weight, the
+        // rollout hook's metadata.
+        let body = serde_json::json!({
+            "name": scenario.name,
+            "namespace": NAMESPACE,
+            "phase": "Progressing",
+            "checksum": CHECKSUM,
+            "metadata": rollout_hook.metadata,
+        });
+        let payload = FlaggerWebhook::parse(body.to_string().as_bytes()).expect("payload");
         let look = oracle
             .engine
             .look(LookRequest {
                 key: payload.key(),
-                analysis: ANALYSIS.into(),
+                analysis: scenario.analysis.into(),
                 vars: payload.vars(),
                 now: t,
                 weight: None,
+                steps: None,
             })
             .await
             .expect("oracle look");
@@ -338,7 +352,7 @@ async fn check_regressed(scenario: &Scenario, outcome: &Outcome, oracle: &Daemon
         // Faulty from the start: caught at the first or second step.
         let reached = report.weights.iter().map(|(_, w)| *w).max().unwrap_or(0);
         assert!(
-            reached <= STEPS[1],
+            reached <= steps()[1],
             "a canary faulty from the start reached {reached} % before its rollback:\n{timeline}"
         );
     }
@@ -364,7 +378,7 @@ async fn check_regressed(scenario: &Scenario, outcome: &Outcome, oracle: &Daemon
         rollback_call.detail
     );
     let until = tick.at + INTERVAL.as_secs_f64();
-    let (detectable, why) = detectable_at(oracle, scenario.name, report, until)
+    let (detectable, why) = detectable_at(oracle, scenario, report, until)
         .await
         .unwrap_or_else(|| {
             panic!("the oracle never aborted, yet the rollout was rolled back:\n{timeline}")
@@ -401,18 +415,15 @@ async fn canaries_are_promoted_when_healthy_and_rolled_back_within_an_interval_o
         .iter()
         .zip(&services)
         .flat_map(|(s, (baseline, canary))| {
-            [(baseline, "primary"), (canary, "canary")].map(|(service, track)| ScrapeTarget {
+            [(baseline, true), (canary, false)].map(|(service, primary)| ScrapeTarget {
                 address: service.address.clone(),
-                labels: vec![
-                    ("namespace".into(), NAMESPACE.into()),
-                    ("app".into(), format!("{}-{track}", s.name)),
-                ],
+                labels: pod_labels(s.name, primary),
             })
         })
         .collect();
     let prometheus = PrometheusServer::start_scraping(&targets, SCRAPE);
     wait_scraped(&prometheus, targets.len()).await;
-    let config = verdict_config(&prometheus.url, ANALYSIS);
+    let config = template_config(&prometheus.url);
     let verdict = Daemon::start_on_wall_clock(&config).await;
 
     let started = Instant::now();

@@ -72,6 +72,39 @@ pub fn verdict_config(prometheus: &str, analysis: &str) -> String {
         .replace("ANALYSIS_NAME", analysis)
 }
 
+/// Verdict's config as a user writes it from `templates/analysis/`: the
+/// analyses of `http-service.yaml` and `ml-model.yaml` as shipped, with the
+/// Prometheus URL replaced by `prometheus`.
+pub fn template_config(prometheus: &str) -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../templates/analysis");
+    let mut config = serde_yaml::Mapping::new();
+    let mut analyses = serde_yaml::Mapping::new();
+    for file in ["http-service.yaml", "ml-model.yaml"] {
+        let text = std::fs::read_to_string(format!("{root}/{file}"))
+            .unwrap_or_else(|e| panic!("templates/analysis/{file}: {e}"));
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("template YAML");
+        let shipped = doc["analyses"].as_mapping().expect("analyses").clone();
+        analyses.extend(shipped);
+    }
+    let mut settings = serde_yaml::Mapping::new();
+    settings.insert("url".into(), prometheus.into());
+    config.insert("prometheus".into(), settings.into());
+    config.insert("analyses".into(), analyses.into());
+    serde_yaml::to_string(&config).expect("config YAML")
+}
+
+/// The scrape labels of one of `name`'s pods as Kubernetes names them
+/// (`<name>-<hash>-<id>`, the primary `<name>-primary-<hash>-<id>`): what
+/// the templates' `pod=~...` selectors match.
+pub fn pod_labels(name: &str, primary: bool) -> Vec<(String, String)> {
+    let pod = if primary {
+        format!("{name}-primary-5d8f7c9b4-x7k2p")
+    } else {
+        format!("{name}-7b6d5c4f3-q9w8e")
+    };
+    vec![("namespace".into(), NAMESPACE.into()), ("pod".into(), pod)]
+}
+
 /// A running `e2e-app`, killed on drop. Its stdin stays open while the
 /// guard lives; the service exits by itself when it closes.
 pub struct Service {
