@@ -129,11 +129,12 @@ pub fn markdown(config: &SimConfig, rows: &[Row]) -> String {
     let null: Vec<&Row> = rows.iter().filter(|r| !r.canary_worse).collect();
     if !null.is_empty() {
         s.push_str("**Identical arms** (every abort is false). \"False abort\" = the judge aborted at some look within all looks (95 % Wilson interval); then what the decision rule did first.\n\n");
-        s.push_str("| metric | judge | false abort (any look) | rule: abort | rule: promote | inconclusive | median promote look |\n");
-        s.push_str("|---|---|---|---|---|---|---|\n");
+        s.push_str("| scenario | metric | judge | false abort (any look) | rule: abort | rule: promote | inconclusive | median promote look |\n");
+        s.push_str("|---|---|---|---|---|---|---|---|\n");
         for r in null {
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                r.scenario,
                 r.metric.name(),
                 r.judge.name(),
                 pct_ci(r.abort_any, r.runs),
@@ -162,8 +163,55 @@ pub fn markdown(config: &SimConfig, rows: &[Row]) -> String {
                 pct(r.abort_any, r.runs),
             ));
         }
+        s.push('\n');
+    }
+    let pairs = weight_unknown_pairs(rows);
+    if !pairs.is_empty() {
+        s.push_str("**Weight unknown against weight known** (the daemon's judge told no weight, as Flagger and Argo call it without a schedule, against the same judge told each look's weight, on the same runs). Ratios unknown / known.\n\n");
+        s.push_str("| scenario | metric | false abort (any look), unknown / known | detection ratio | looks-to-detect ratio |\n");
+        s.push_str("|---|---|---|---|---|\n");
+        for (known, unknown) in pairs {
+            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                _ => "-".to_string(),
+            };
+            let rate = |r: &Row| r.rule_abort as f64 / r.runs as f64;
+            let (detection, looks) = if known.canary_worse {
+                (
+                    ratio(Some(rate(unknown)), Some(rate(known))),
+                    ratio(unknown.median_abort_look, known.median_abort_look),
+                )
+            } else {
+                ("-".to_string(), "-".to_string())
+            };
+            s.push_str(&format!(
+                "| {} | {} | {} / {} | {} | {} |\n",
+                known.scenario,
+                known.metric.name(),
+                pct(unknown.abort_any, unknown.runs),
+                pct(known.abort_any, known.runs),
+                detection,
+                looks,
+            ));
+        }
     }
     s
+}
+
+/// The (weight known, weight unknown) rows of the daemon's judge for each
+/// scenario and metric.
+pub fn weight_unknown_pairs(rows: &[Row]) -> Vec<(&Row, &Row)> {
+    rows.iter()
+        .filter(|r| r.judge == Judge::Verdict)
+        .filter_map(|known| {
+            let unknown = rows.iter().find(|r| {
+                r.judge == Judge::VerdictWeightUnknown
+                    && r.scenario == known.scenario
+                    && r.metric == known.metric
+            })?;
+            Some((known, unknown))
+        })
+        .collect()
 }
 
 #[cfg(test)]

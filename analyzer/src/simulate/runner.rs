@@ -15,7 +15,7 @@ use super::traffic::{
 use super::SimConfig;
 use crate::config::analysis::Analysis;
 use crate::engine::fetch::ArmData;
-use crate::engine::judge::{judge_metric, policy, JudgeContext};
+use crate::engine::judge::{judge_metric, policy, JudgeContext, StepClock};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use verdict_judges::decision::{decide, Action, DecisionPolicy, MetricOutcome};
@@ -139,8 +139,12 @@ pub enum Judge {
     /// The daemon's sequential judge itself (`engine::judge::judge_metric`
     /// with the metric's margin, then `decision::decide`): the bucket-label
     /// e-process aborts, the non-inferiority confidence sequence gates
-    /// promotion.
+    /// promotion. Told the canary weight of every look (the traffic-split
+    /// check on), as with a schedule of `steps`.
     Verdict,
+    /// The same judge told no weight, as Flagger and Argo call it without a
+    /// schedule: the request-level tests condition on each look's split.
+    VerdictWeightUnknown,
     BucketLabel,
     NormalMixture,
     /// Kayenta judged at every look, however few points there are.
@@ -149,8 +153,9 @@ pub enum Judge {
     KayentaMannWhitneyMinPoints,
 }
 
-pub const JUDGES: [Judge; 5] = [
+pub const JUDGES: [Judge; 6] = [
     Judge::Verdict,
+    Judge::VerdictWeightUnknown,
     Judge::BucketLabel,
     Judge::NormalMixture,
     Judge::KayentaMannWhitney,
@@ -161,6 +166,7 @@ impl Judge {
     pub fn name(self) -> &'static str {
         match self {
             Judge::Verdict => "Verdict sequential judge (daemon rule, with margin)",
+            Judge::VerdictWeightUnknown => "Verdict sequential judge, weight unknown",
             Judge::BucketLabel => "bucket-label e-process",
             Judge::NormalMixture => "normal-mixture CS (proportion)",
             Judge::KayentaMannWhitney => "Kayenta MW on rate() points, every look",
@@ -206,10 +212,40 @@ pub struct Scenario {
     pub metrics: Vec<Metric>,
     /// Whether the canary is truly worse (then a promote is false).
     pub canary_worse: bool,
+    /// The canary's weight steps through these within the run (see
+    /// [`TrafficParams::steps`]); none: the configured weight throughout.
+    pub steps: Option<&'static [f64]>,
 }
 
-/// The scenarios of the report, in order.
+/// A rollout's steps within one run: no canary traffic, then 5, 25, 50 and
+/// 100 % of it, each for a fifth of the looks.
+pub const ROLLOUT_STEPS: &[f64] = &[0.0, 0.05, 0.25, 0.5, 1.0];
+
+/// The scenarios of the report, in order: each at a fixed 5 % weight,
+/// then each again with the weight stepping through [`ROLLOUT_STEPS`].
 pub fn scenarios() -> Vec<Scenario> {
+    let fixed = fixed_weight_scenarios();
+    let stepped: Vec<Scenario> = fixed
+        .iter()
+        .map(|s| Scenario {
+            name: match s.name {
+                "identical arms" => "identical arms, weight 0 → 5 → 25 → 50 → 100 %",
+                "(a) error rate doubled (1 % -> 2 %)" => {
+                    "(a) error rate doubled, weight 0 → 5 → 25 → 50 → 100 %"
+                }
+                "(c) model accuracy -2 points (90 % -> 88 %)" => {
+                    "(c) model accuracy -2 points, weight 0 → 5 → 25 → 50 → 100 %"
+                }
+                _ => "(b) slow latency buckets +20 %, weight 0 → 5 → 25 → 50 → 100 %",
+            },
+            steps: Some(ROLLOUT_STEPS),
+            ..s.clone()
+        })
+        .collect();
+    fixed.into_iter().chain(stepped).collect()
+}
+
+fn fixed_weight_scenarios() -> Vec<Scenario> {
     let base = ArmModel::baseline();
     vec![
         Scenario {
@@ -218,6 +254,7 @@ pub fn scenarios() -> Vec<Scenario> {
             baseline: base,
             metrics: vec![Metric::ErrorRate, Metric::Latency, Metric::Accuracy],
             canary_worse: false,
+            steps: None,
         },
         Scenario {
             name: "(a) error rate doubled (1 % -> 2 %)",
@@ -228,6 +265,7 @@ pub fn scenarios() -> Vec<Scenario> {
             baseline: base,
             metrics: vec![Metric::ErrorRate],
             canary_worse: true,
+            steps: None,
         },
         Scenario {
             name: "(b) slow latency buckets +20 % (15 % -> 18 % of requests > 200 ms)",
@@ -235,6 +273,7 @@ pub fn scenarios() -> Vec<Scenario> {
             baseline: base,
             metrics: vec![Metric::Latency],
             canary_worse: true,
+            steps: None,
         },
         Scenario {
             name: "(c) model accuracy -2 points (90 % -> 88 %)",
@@ -245,6 +284,7 @@ pub fn scenarios() -> Vec<Scenario> {
             baseline: base,
             metrics: vec![Metric::Accuracy],
             canary_worse: true,
+            steps: None,
         },
     ]
 }
@@ -258,7 +298,10 @@ pub fn run_one(
     run: u64,
 ) -> Vec<JudgeOutcome> {
     let mut rng = Rng::seed_from(derive_seed(config.seed, scenario_index as u64, run));
-    let params = TrafficParams::new(config.requests_per_look, config.weight);
+    let params = TrafficParams {
+        steps: scenario.steps,
+        ..TrafficParams::new(config.requests_per_look, config.weight)
+    };
     let traffic = Traffic::generate(
         params,
         config.looks,
@@ -268,12 +311,23 @@ pub fn run_one(
     );
     let increments = traffic.look_increments();
     let mut out = Vec::with_capacity(scenario.metrics.len() * JUDGES.len());
+    let weights: Vec<f64> = (0..config.looks)
+        .map(|t| params.weight_of_look(t, config.looks))
+        .collect();
     for &metric in &scenario.metrics {
         out.push(daemon_judge(
             config,
             metric,
             &scenario.baseline,
             &increments,
+            Some(&weights),
+        ));
+        out.push(daemon_judge(
+            config,
+            metric,
+            &scenario.baseline,
+            &increments,
+            None,
         ));
         out.push(bucket_label(config, metric, &increments));
         out.push(normal_mixture(
@@ -336,16 +390,20 @@ fn arm_data(metric: Metric, a: &ArmCounts) -> ArmData {
     }
 }
 
+/// Seconds per look (the simulated looks are one minute apart).
+const LOOK_SECONDS: f64 = 60.0;
+
 /// The daemon's judge and decision rule at every look, on cumulative
-/// counts as the engine fetches them (each look sees the whole run so far).
+/// counts as the engine fetches them (each look sees the whole run so far),
+/// told the canary weight of each look (`weights`, as a fraction) or none.
 fn daemon_judge(
     config: &SimConfig,
     metric: Metric,
     base: &ArmModel,
     increments: &[(ArmCounts, ArmCounts)],
+    weights: Option<&[f64]>,
 ) -> JudgeOutcome {
     let analysis = daemon_analysis(config, metric, base);
-    let ctx = JudgeContext::new(&analysis, Some(100.0 * config.weight));
     let mut state = None;
     let (mut canary, mut baseline) = (ArmCounts::default(), ArmCounts::default());
     let mut outcome = JudgeOutcome::default();
@@ -353,6 +411,10 @@ fn daemon_judge(
         let look_no = t as u32 + 1;
         canary.add(c);
         baseline.add(b);
+        // The engine's weight: the step's percentage, none before the first
+        // increase (as `StepWeights::weight_of` gives it).
+        let weight = weights.map(|w| 100.0 * w[t]).filter(|w| *w > 0.0);
+        let ctx = JudgeContext::new(&analysis, weight).at(LOOK_SECONDS * look_no as f64);
         let verdict = judge_metric(
             &analysis.metrics[0],
             &ctx,
@@ -362,7 +424,11 @@ fn daemon_judge(
         );
         let decision = decide(
             &[verdict.outcome()],
-            &policy(&analysis.config, t + 1 >= config.min_looks, None),
+            &policy(
+                &analysis.config,
+                t + 1 >= config.min_looks,
+                StepClock::UNSTEPPED,
+            ),
         );
         match decision.action {
             Action::Abort => {
@@ -477,6 +543,7 @@ fn kayenta(config: &SimConfig, metric: Metric, traffic: &Traffic) -> (JudgeOutco
         group_weights: BTreeMap::from([("sim".to_string(), 100.0)]),
         min_duration_met,
         step_budget: None,
+        step_minimum: None,
     };
     let per_look = traffic.params.substeps_per_look;
     let mut every = JudgeOutcome::default();

@@ -134,6 +134,10 @@ pub struct TrafficParams {
     pub requests_per_look: f64,
     /// Canary share of the traffic.
     pub weight: f64,
+    /// When set, the canary's share steps through these weights within the
+    /// run, in equal parts of its looks (the warm-up at the first), instead
+    /// of staying at `weight`: a rollout's 0 → 5 → 25 → 50 → 100 %.
+    pub steps: Option<&'static [f64]>,
     /// Sub-steps (query steps) per look.
     pub substeps_per_look: usize,
     /// `rate()` window in sub-steps.
@@ -151,11 +155,25 @@ impl TrafficParams {
         TrafficParams {
             requests_per_look,
             weight,
+            steps: None,
             substeps_per_look: 2,
             window_substeps: 10,
             daily_amplitude: 0.4,
             day_substeps: 2880.0,
             load_noise_sd: 0.15,
+        }
+    }
+}
+
+impl TrafficParams {
+    /// The canary's share during look `look` (0-based) of `looks`.
+    pub fn weight_of_look(&self, look: usize, looks: usize) -> f64 {
+        match self.steps {
+            Some(steps) if !steps.is_empty() => {
+                let per_step = looks.div_ceil(steps.len()).max(1);
+                steps[(look / per_step).min(steps.len() - 1)]
+            }
+            _ => self.weight,
         }
     }
 }
@@ -205,8 +223,10 @@ impl Traffic {
                     * (std::f64::consts::TAU * (s as f64 + phase) / params.day_substeps).sin();
             let load = (sd * rng.normal() - 0.5 * sd * sd).exp();
             let mean = per_substep * daily * load;
-            let c = arm_substep(rng, mean * params.weight, canary);
-            let b = arm_substep(rng, mean * (1.0 - params.weight), baseline);
+            let look = s.saturating_sub(params.window_substeps) / params.substeps_per_look;
+            let weight = params.weight_of_look(look, looks);
+            let c = arm_substep(rng, mean * weight, canary);
+            let b = arm_substep(rng, mean * (1.0 - weight), baseline);
             substeps.push((c, b));
         }
         Traffic {
