@@ -16,8 +16,7 @@ use crate::telemetry::Telemetry;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,35 +33,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; more connections wait to be accepted.
 const MAX_HANDSHAKES: usize = 256;
 
-/// Reads a certificate chain and its private key from PEM files and checks
-/// that they belong together.
-pub fn load_certified_key(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
-        .map_err(|e| format!("cannot read certificate file {}: {e}", cert_file.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| {
-            format!(
-                "{} is not a PEM certificate chain: {e}",
-                cert_file.display()
-            )
-        })?;
-    if chain.is_empty() {
-        return Err(format!("{} holds no certificate", cert_file.display()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
-        format!(
-            "cannot read a PEM private key from {}: {e}",
-            key_file.display()
-        )
-    })?;
-    CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider()).map_err(|e| {
-        format!(
-            "{} and {} are not a usable certificate and key: {e}",
-            cert_file.display(),
-            key_file.display()
-        )
-    })
-}
+pub use crate::tls::load_certified_key;
 
 /// Modification time and length of a file: what changes when it is
 /// rewritten or when a Secret volume swaps its link.

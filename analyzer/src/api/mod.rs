@@ -71,7 +71,7 @@ pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
 
 /// The wall clock, in unix seconds.
 pub fn wall_clock() -> Clock {
-    Arc::new(now)
+    Arc::new(crate::clock::now)
 }
 
 /// Shared state of every handler.
@@ -207,14 +207,6 @@ impl From<crate::engine::EngineError> for ApiError {
             }
         }
     }
-}
-
-/// Current wall-clock time in unix seconds.
-pub fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// Deepest JSON nesting accepted in a request body. Flagger's and Argo's

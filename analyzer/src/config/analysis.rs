@@ -79,6 +79,18 @@ pub struct AnalysisConfig {
     pub steps: Option<StepWeights>,
 }
 
+/// Checks a list of canary weights (a step schedule, a replay's): non-empty,
+/// each in (0, 100].
+pub fn check_weights(weights: &[f64]) -> Result<(), String> {
+    if weights.is_empty() {
+        return Err("at least one weight is needed".into());
+    }
+    match weights.iter().find(|w| !(**w > 0.0 && **w <= 100.0)) {
+        Some(w) => Err(format!("weight {w} is not in (0, 100]")),
+        None => Ok(()),
+    }
+}
+
 /// The canary weight of each rollout step, in percent: strictly increasing,
 /// each in (0, 100]. Step 1 is the first weight after the first increase
 /// from 0.
@@ -88,15 +100,7 @@ pub struct StepWeights(Vec<f64>);
 
 impl StepWeights {
     pub fn new(weights: Vec<f64>) -> Result<Self, String> {
-        if weights.is_empty() {
-            return Err("at least one step weight is required".into());
-        }
-        if let Some(w) = weights
-            .iter()
-            .find(|w| !(w.is_finite() && **w > 0.0 && **w <= 100.0))
-        {
-            return Err(format!("step weight {w} must be above 0 and at most 100"));
-        }
+        check_weights(&weights)?;
         if let Some(pair) = weights.windows(2).find(|p| p[1] <= p[0]) {
             return Err(format!(
                 "step weights must increase: {} is followed by {}",

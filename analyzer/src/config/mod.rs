@@ -12,8 +12,10 @@ pub mod analysis;
 pub mod duration;
 pub mod kayenta;
 mod locate;
+pub mod notify;
 pub mod store;
 pub mod template;
+pub mod tokens;
 
 use analysis::{Analysis, AnalysisConfig, FieldError};
 use duration::PromDuration;
@@ -43,7 +45,7 @@ pub struct Settings {
     pub kayenta_configs: Vec<PathBuf>,
     /// Where decisions are announced (Slack, generic webhooks).
     #[serde(default)]
-    pub notifications: crate::notify::config::NotificationSettings,
+    pub notifications: notify::NotificationSettings,
     /// API authentication (off when no token file is set).
     #[serde(default)]
     pub auth: AuthSettings,
@@ -169,7 +171,7 @@ pub struct Credentials {
     /// Contents of `prometheus.tls.ca_file`.
     pub tls_ca_pem: Option<Vec<u8>>,
     /// Tokens of `auth.token_file` (as digests).
-    pub api_tokens: Option<crate::api::auth::Tokens>,
+    pub api_tokens: Option<tokens::Tokens>,
     /// The PostgreSQL URL of `store.url_file` / `store.url_env` (has a password).
     pub store_url: Option<String>,
 }
@@ -200,7 +202,7 @@ pub struct Config {
     pub credentials: Credentials,
     pub analyses: BTreeMap<String, Arc<Analysis>>,
     /// Notification channels, secrets read.
-    pub notifications: crate::notify::Notifications,
+    pub notifications: notify::Notifications,
 }
 
 /// One problem in a config file.
@@ -427,16 +429,15 @@ pub fn load_str(
             Default::default()
         });
     if let Some(file) = &settings.auth.token_file {
-        match crate::api::auth::Tokens::read(&base.join(file)) {
+        match tokens::Tokens::read(&base.join(file)) {
             Ok(tokens) => credentials.api_tokens = Some(tokens),
             Err(e) => problems.push(locate_problem(text, format, "auth.token_file", e)),
         }
     }
     if let Some(tls) = &settings.tls {
-        if let Err(e) = crate::serve_tls::load_certified_key(
-            &base.join(&tls.cert_file),
-            &base.join(&tls.key_file),
-        ) {
+        if let Err(e) =
+            crate::tls::load_certified_key(&base.join(&tls.cert_file), &base.join(&tls.key_file))
+        {
             problems.push(locate_problem(text, format, "tls", e));
         }
     }

@@ -184,7 +184,7 @@ fn credentials_never_print() {
         bearer_token: Some("s3cret".into()),
         basic_auth: Some(("u".into(), "pw".into())),
         tls_ca_pem: None,
-        api_tokens: Some(crate::api::auth::Tokens::parse("api-token-0123456789").unwrap()),
+        api_tokens: Some(crate::config::tokens::Tokens::parse("api-token-0123456789").unwrap()),
         store_url: Some("postgres://verdict:pgpass@db/verdict".into()),
     };
     let s = format!("{c:?}");

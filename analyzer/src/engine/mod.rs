@@ -215,7 +215,7 @@ impl Engine {
 
     /// Marks a run finished (Flagger post-rollout); later looks start afresh.
     pub async fn close(&self, analysis: &str, key: &RunKey, outcome: &str) -> bool {
-        self.close_at(analysis, key, outcome, crate::api::now())
+        self.close_at(analysis, key, outcome, crate::clock::now())
             .await
     }
 

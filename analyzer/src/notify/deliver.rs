@@ -7,9 +7,9 @@
 //! longer than `max_backoff`; any other answer (a 4xx: bad URL, revoked
 //! webhook, rejected payload) is final, since sending it again cannot help.
 
-use super::config::{Channel, ChannelKind};
 use super::message::{slack_body, webhook_body};
 use super::{DeliveryOutcome, NotificationLog, Queued};
+use crate::config::notify::{Channel, ChannelKind};
 use crate::source::prometheus::{backoff_delay, error_chain, parse_retry_after, snippet};
 use crate::telemetry::Telemetry;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -59,7 +59,7 @@ pub(super) async fn worker(
                     .notification_seconds
                     .with_label_values(&[&channel.name, outcome])
                     .observe(queued_at.elapsed().as_secs_f64());
-                let finished_at = crate::api::now();
+                let finished_at = crate::clock::now();
                 log.record(&DeliveryOutcome {
                     analysis: notification.analysis.clone(),
                     run: notification.run.clone(),

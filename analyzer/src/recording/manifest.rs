@@ -113,7 +113,7 @@ impl Manifest {
         }
         for (i, entry) in manifest.recordings.iter().enumerate() {
             if let Some(weights) = &entry.weights {
-                if let Err(m) = crate::replay::check_weights(weights) {
+                if let Err(m) = crate::config::analysis::check_weights(weights) {
                     return Err(RecordingError {
                         file: file.clone(),
                         row: None,

@@ -60,16 +60,7 @@ impl Default for Schedule {
     }
 }
 
-/// Checks a weight list: non-empty, each in (0, 100].
-pub fn check_weights(weights: &[f64]) -> Result<(), String> {
-    if weights.is_empty() {
-        return Err("at least one weight is needed".into());
-    }
-    match weights.iter().find(|w| !(**w > 0.0 && **w <= 100.0)) {
-        Some(w) => Err(format!("weight {w} is not in (0, 100]")),
-        None => Ok(()),
-    }
-}
+pub use crate::config::analysis::check_weights;
 
 impl Schedule {
     /// Checks the schedule.

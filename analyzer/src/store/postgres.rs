@@ -154,7 +154,7 @@ impl PostgresStore {
                         .map_err(|e| migrations::failed(&m, e))?;
                     tx.execute(
                         "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                        &[&m.version, &m.name, &crate::api::now()],
+                        &[&m.version, &m.name, &crate::clock::now()],
                     )
                     .await
                     .map_err(|e| migrations::failed(&m, e))?;

@@ -82,7 +82,7 @@ pub async fn run(store: Arc<dyn Store>, max_age: Duration, telemetry: Arc<Teleme
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let now = crate::api::now();
+        let now = crate::clock::now();
         prune(store.as_ref(), max_age, now, &telemetry).await;
         prune_executions(executions.as_ref(), max_age, now, &telemetry).await;
     }

@@ -172,7 +172,7 @@ fn run_migrations(
                     .map_err(|e| migrations::failed(&m, e))?;
                 tx.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-                    params![m.version, m.name, crate::api::now()],
+                    params![m.version, m.name, crate::clock::now()],
                 )
                 .map_err(|e| migrations::failed(&m, e))?;
             }

@@ -7,10 +7,10 @@
 //! like every other secret (`config::read_secret`). Resolved secrets live in
 //! [`Secret`], whose `Debug` and `Display` print `<redacted>`.
 
-use crate::config::analysis::FieldError;
-use crate::config::duration::PromDuration;
-use crate::config::template::validate_token;
-use crate::config::{read_secret, url_is_http};
+use super::analysis::FieldError;
+use super::duration::PromDuration;
+use super::template::validate_token;
+use super::{read_secret, url_is_http};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
