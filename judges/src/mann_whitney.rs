@@ -50,6 +50,13 @@
 //! The survival function is evaluated with `erfc`, never as `1 − cdf`, so
 //! p-values far below 1e-16 keep their relative precision.
 //!
+//! # Computation
+//!
+//! Each sample is sorted once ([`crate::rank::sorted_copy`]) and `R1` and
+//! the tie term come from one merge of the sorted samples
+//! ([`crate::rank::merged_rank_sum`]): O(N log N) for the sorts (a radix
+//! sort for large samples) plus O(N).
+//!
 //! # Edge cases
 //!
 //! * An empty side is [`StatsError::EmptySample`]; NaN is

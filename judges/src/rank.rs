@@ -127,7 +127,7 @@ const RADIX_BITS: usize = 11;
 /// `values` sorted ascending in `f64::total_cmp` order (the order of
 /// `sort_unstable_by(f64::total_cmp)`, bit for bit).
 ///
-/// Sorts the [`ordered_key`]s as integers: `sort_unstable` for short inputs,
+/// Sorts the ordered keys (`ordered_key`) as integers: `sort_unstable` for short inputs,
 /// otherwise an LSD radix sort (Knuth, TAOCP vol. 3, §5.2.5) whose digit
 /// counts come from one read pass and which skips a digit position where
 /// all keys agree (exponent bits of same-magnitude data).
