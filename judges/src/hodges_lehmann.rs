@@ -49,7 +49,7 @@
 //! Pivots: the quantiles of a stratified grid of differences first, then
 //! secants of `count` through the nearest counted pivots aimed just below
 //! and above `k` (the empirical count is nearly smooth, so one or two
-//! rounds usually suffice); once a bracket holds about `(n + m)/2`
+//! rounds usually suffice); once a bracket holds at most `n + m`
 //! candidates they are collected and selected directly. If the secants
 //! stall (massive ties) or differences overflow, bisection over the
 //! *ordered bit patterns* of f64 finishes in at most 64 passes. Either way
@@ -201,12 +201,14 @@ fn hodges_lehmann_sorted(
     let (n, m) = (xs.len(), ys.len());
     let tie_term_x = tie_term_sorted(xs);
     let tie_term_y = tie_term_sorted(ys);
-    let ties_in_pooled = tie_term_x > 0.0 || tie_term_y > 0.0 || share_a_value(xs, ys);
-
-    let use_exact = !ties_in_pooled
-        && config
-            .exact
-            .unwrap_or(n < EXACT_SIZE_LIMIT && m < EXACT_SIZE_LIMIT);
+    // Ties across the samples are looked for (a merge pass) only when the
+    // exact branch is otherwise wanted: they matter for nothing else.
+    let use_exact = config
+        .exact
+        .unwrap_or(n < EXACT_SIZE_LIMIT && m < EXACT_SIZE_LIMIT)
+        && tie_term_x == 0.0
+        && tie_term_y == 0.0
+        && !share_a_value(xs, ys);
     let mut differences = PairwiseDifferences::new(xs, ys);
     let pairs = differences.len();
     let alpha = 1.0 - config.conf_level;
@@ -446,10 +448,6 @@ fn count_at_most(xs: &[f64], ys: &[f64], d: f64) -> u64 {
     count_pivots(xs, ys, &[d], None)[0]
 }
 
-/// Independent walks [`count_pivots`] interleaves: enough to hide the
-/// latency of one walk's dependent loads and comparison.
-const WALK_CHAINS: usize = 8;
-
 /// Rows per walk segment at least, so the binary search that starts a
 /// segment stays a small part of it.
 const MIN_SEGMENT_ROWS: usize = 64;
@@ -477,7 +475,13 @@ fn count_pivots(
     let record = rows.is_some();
     let mut pivot_rows = rows.into_iter().flat_map(|rows| rows.iter_mut());
     let n = xs.len();
-    let segments = (WALK_CHAINS / pivots.len().max(1)).clamp(1, (n / MIN_SEGMENT_ROWS).max(1));
+    // One pivot's segments fill a group of interleaved walks; short inputs
+    // interleave whole walks of different pivots instead.
+    let segments = if n >= INTERLEAVED_WALKS * MIN_SEGMENT_ROWS {
+        INTERLEAVED_WALKS
+    } else {
+        1
+    };
     let mut walks = Vec::with_capacity(pivots.len() * segments);
     for (pivot, &d) in pivots.iter().enumerate() {
         let mut rest: &mut [usize] = match pivot_rows.next() {
@@ -515,7 +519,7 @@ fn count_pivots(
 
 /// Walks stepped together by [`walk_together`]: enough independent chains
 /// to overlap their latencies, few enough for their state to stay in
-/// registers. [`WALK_CHAINS`] is a multiple of it.
+/// registers.
 const INTERLEAVED_WALKS: usize = 4;
 
 /// One segment of rows of one pivot's walk.
@@ -579,14 +583,15 @@ fn walk_together<const RECORD: bool>(ys: &[f64], group: &mut [Walk]) -> [u64; IN
 }
 
 /// Upper limit of the candidates of a bracket collected and selected
-/// directly (below it the limit is `(n + m)/2`, at least 1 024).
+/// directly (below it the limit is `n + m`, at least 1 024).
 pub const COLLECT_MAX_CANDIDATES: u64 = 1 << 18;
 
 /// Candidates collected and selected directly once a bracket holds no more:
-/// `(n + m)/2` (within 1 024..=[`COLLECT_MAX_CANDIDATES`]), so collecting and
-/// selecting cost about what a counting pass does.
+/// `n + m` (within 1 024..=[`COLLECT_MAX_CANDIDATES`]). Collecting and
+/// selecting them costs about one or two counting passes; a smaller limit
+/// made the secants of the benchmark data miss it and cost a round.
 fn collect_limit(n: usize, m: usize) -> u64 {
-    ((n + m) as u64 / 2).clamp(1024, COLLECT_MAX_CANDIDATES)
+    ((n + m) as u64).clamp(1024, COLLECT_MAX_CANDIDATES)
 }
 
 /// Rounds of pivots before the remaining order statistics are bisected over
