@@ -453,8 +453,8 @@ fn count_at_most(xs: &[f64], ys: &[f64], d: f64) -> u64 {
 const MIN_SEGMENT_ROWS: usize = 64;
 
 /// For each pivot `d` in `pivots`: `count(d) = #{(i, j): x_i − y_j ≤ d}`,
-/// and into `rows[p]` the row thresholds, `rows[p][i]` = the first `j` with
-/// `x_i − y_j ≤ d` (`ys.len()` if none).
+/// and, if `rows` is given, the row thresholds into `rows[p]`:
+/// `rows[p][i]` = the first `j` with `x_i − y_j ≤ d` (`ys.len()` if none).
 ///
 /// Rounded subtraction is monotone in each argument, so each row's
 /// qualifying `y`s form the suffix from its threshold, and the threshold
@@ -763,12 +763,20 @@ fn select_differences(xs: &[f64], ys: &[f64], ranks: &[u64]) -> Vec<f64> {
             }
         }
         if !grid_fractions.is_empty() {
-            proposals.extend(grid_estimates(xs, ys, &grid_fractions));
+            // Only the sentinels are counted yet. A grid value can equal the
+            // largest difference (ties), so it is clamped inside like every
+            // pivot: each open rank then proposes keys no point holds.
+            let (bottom, top) = (points[0].key, points[points.len() - 1].key);
+            proposals.extend(
+                grid_estimates(xs, ys, &grid_fractions)
+                    .into_iter()
+                    .map(|key| key.clamp(bottom + 1, top - 1)),
+            );
         }
         proposals.sort_unstable();
         proposals.dedup();
-        proposals.retain(|key| points.binary_search_by_key(key, |p| p.key).is_err());
         if proposals.is_empty() {
+            debug_assert!(answers.iter().all(Option::is_some));
             break;
         }
         let values: Vec<f64> = proposals.iter().map(|&key| from_ordered_key(key)).collect();
@@ -1054,9 +1062,10 @@ mod tests {
     }
 
     #[test]
-    fn massive_ties_fall_back_to_bisection() {
-        // 600 × 600 differences, almost all exactly 0: narrowing cannot
-        // split them, bisection must finish the job.
+    fn massive_ties_are_settled_without_collecting_them() {
+        // 600 × 600 differences, almost all exactly 0: no pivot splits them
+        // into a bracket small enough to collect; the probe just below the
+        // repeated value (or, failing that, bisection) must settle it.
         let mut xs = vec![1.0; 600];
         xs[599] = 2.0;
         let mut ys = vec![1.0; 600];
@@ -1069,6 +1078,27 @@ mod tests {
                 "k={k}"
             );
         }
+    }
+
+    #[test]
+    fn implicit_selection_of_one_row_one_column_and_all_equal() {
+        // Above the materialisation threshold, so hodges_lehmann counts.
+        let wide = sorted(sample(41, 70_000, 10.0, true));
+        for (xs, ys) in [(&[2.5][..], &wide[..]), (&wide[..], &[2.5][..])] {
+            let mut all = PairwiseDifferences::materialised(xs, ys);
+            let mut implicit = PairwiseDifferences::implicit(xs, ys);
+            let ranks = [1, 2, 35_000, 35_001, 69_999, 70_000, 17];
+            let expected: Vec<u64> = ranks.iter().map(|&k| all.kth(k).to_bits()).collect();
+            let selected: Vec<u64> = implicit
+                .select(&ranks)
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            assert_eq!(selected, expected);
+        }
+        let r = hodges_lehmann(&[3.0; 300], &[3.0; 300], &HodgesLehmannConfig::default()).unwrap();
+        assert_eq!((r.estimate, r.lower, r.upper), (0.0, 0.0, 0.0));
+        assert_eq!(r.upper.to_bits(), 0.0f64.to_bits());
     }
 
     #[test]
