@@ -639,19 +639,21 @@ struct Point {
 ///
 /// Pivots: first the quantiles of a stratified grid, the differences of
 /// `g` evenly spaced order statistics of each sample (`g` from
-/// [`grid_side`]), at each rank's fraction and a margin beyond the extreme
-/// ranks; then, per rank, linear interpolation of `count` between the
-/// bracket ends aimed at `k ∓ limit/4`, which on the nearly smooth
-/// empirical distribution of differences usually brackets the rank within
-/// one round (regula falsi; Press et al., *Numerical Recipes*, §9.2). A
-/// bracket that did not halve in a round is split instead at the middle of
-/// its bit patterns and just below its upper end (which settles a value
-/// repeated by massive ties in one pass). After [`MAX_ROUNDS`] the
-/// remaining ranks are bisected over f64 bit patterns. Pivots only affect
-/// speed: every bracket end is an exact count, so the result is exactly the
-/// `k`-th computed difference. This replaces the random pivot samples of
-/// Monahan (1984, *ACM TOMS* 10) by interpolation, which needs far fewer
-/// passes on the smooth count function.
+/// [`grid_side`]), at each rank's fraction; then, per rank, secants of
+/// `count` through the two nearest counted pivots ([`secant`]) aimed at
+/// `k ∓ aim` (`aim` = a quarter of the collect limit, widened when the
+/// secant bridges far), which on the nearly smooth empirical distribution
+/// of differences usually brackets the rank within one round (the secant
+/// method; Press et al., *Numerical Recipes*, §9.2). Every pivot is clamped
+/// strictly inside its bracket, so its count always narrows it. From
+/// [`STALLED_ROUND`] on, brackets are split at the middle of their bit
+/// patterns and just below their upper end instead (which settles a value
+/// repeated by massive ties), and after [`MAX_ROUNDS`] the remaining ranks
+/// are bisected over f64 bit patterns. Pivots only affect speed: every
+/// bracket end is an exact count, so the result is exactly the `k`-th
+/// computed difference. This replaces the random pivot samples of Monahan
+/// (1984, *ACM TOMS* 10) by secants, which need far fewer passes on the
+/// smooth count function.
 fn select_differences(xs: &[f64], ys: &[f64], ranks: &[u64]) -> Vec<f64> {
     let (n, m) = (xs.len(), ys.len());
     let total = n as u64 * m as u64;
