@@ -1,5 +1,6 @@
-//! Mann-Whitney and Hodges-Lehmann at n = m = 1k, 10k, 100k, with sorting
-//! the same data as the floor any rank method pays.
+//! Mann-Whitney, Hodges-Lehmann and both from one sort
+//! (`mann_whitney_hodges_lehmann`) at n = m = 1k, 10k, 100k, with sorting the
+//! same data as the floor any rank method pays.
 //!
 //! Data: the splitmix64 recipe of `stat_vectors.json` (seeds 1001 / 2002,
 //! `20 + 30·u/(1 − 0.9u)` and `20 + 29.4·u/(1 − 0.9u)`), so
@@ -8,7 +9,9 @@
 //! Run: `cargo bench -p verdict-judges --bench mann_whitney`
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
-use verdict_judges::hodges_lehmann::{hodges_lehmann, HodgesLehmannConfig};
+use verdict_judges::hodges_lehmann::{
+    hodges_lehmann, mann_whitney_hodges_lehmann, HodgesLehmannConfig,
+};
 use verdict_judges::mann_whitney::{mann_whitney, MannWhitneyConfig};
 use verdict_judges::splitmix64::SplitMix64;
 
@@ -45,6 +48,16 @@ fn rank_tests(c: &mut Criterion) {
                 hodges_lehmann(
                     black_box(&x),
                     black_box(&y),
+                    &HodgesLehmannConfig::default(),
+                )
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("mwu_and_interval", n), &n, |b, _| {
+            b.iter(|| {
+                mann_whitney_hodges_lehmann(
+                    black_box(&x),
+                    black_box(&y),
+                    &MannWhitneyConfig::default(),
                     &HodgesLehmannConfig::default(),
                 )
             })

@@ -50,6 +50,13 @@
 //! The survival function is evaluated with `erfc`, never as `1 − cdf`, so
 //! p-values far below 1e-16 keep their relative precision.
 //!
+//! # Computation
+//!
+//! Each sample is sorted once ([`crate::rank::sorted_copy`]) and `R1` and
+//! the tie term come from one merge of the sorted samples
+//! ([`crate::rank::merged_rank_sum`]): O(N log N) for the sorts (a radix
+//! sort for large samples) plus O(N).
+//!
 //! # Edge cases
 //!
 //! * An empty side is [`StatsError::EmptySample`]; NaN is
@@ -68,7 +75,7 @@ use statrs::function::erf::erfc;
 
 use crate::alternative::Alternative;
 use crate::error::{check_values, StatsError};
-use crate::rank::average_ranks;
+use crate::rank::{merged_rank_sum, sorted_copy};
 
 /// How the p-value is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -145,19 +152,31 @@ pub fn mann_whitney(
     }
     check_values("x", x, true)?;
     check_values("y", y, true)?;
+    Ok(mann_whitney_sorted(
+        &sorted_copy(x),
+        &sorted_copy(y),
+        config,
+    ))
+}
 
-    let (n1, n2) = (x.len(), y.len());
-    let pooled: Vec<f64> = x.iter().chain(y).copied().collect();
-    let ranks = average_ranks(&pooled);
-    // Ranks are multiples of ½, so this sum is exact below 2^52.
-    let rank_sum_x: f64 = ranks.ranks[..n1].iter().sum();
+/// [`mann_whitney`] of two validated samples (non-empty, no NaN), each
+/// sorted ascending: ranks come from one merge of the sorted arms
+/// ([`merged_rank_sum`]), so a caller that also needs the sorted samples
+/// (the Hodges-Lehmann interval) sorts them once.
+pub(crate) fn mann_whitney_sorted(
+    xs: &[f64],
+    ys: &[f64],
+    config: &MannWhitneyConfig,
+) -> MannWhitney {
+    let (n1, n2) = (xs.len(), ys.len());
+    let (rank_sum_x, tie_term) = merged_rank_sum(xs, ys);
     let (n1f, n2f) = (n1 as f64, n2 as f64);
     let u1 = rank_sum_x - n1f * (n1f + 1.0) / 2.0;
     let u2 = n1f * n2f - u1;
 
     let method = match config.method {
         Method::Auto => {
-            if (n1 > AUTO_EXACT_MAX_SIZE && n2 > AUTO_EXACT_MAX_SIZE) || ranks.has_ties() {
+            if (n1 > AUTO_EXACT_MAX_SIZE && n2 > AUTO_EXACT_MAX_SIZE) || tie_term > 0.0 {
                 Method::Asymptotic
             } else {
                 Method::Exact
@@ -184,7 +203,7 @@ pub fn mann_whitney(
         Method::Asymptotic => {
             let n = n1f + n2f;
             let mu = n1f * n2f / 2.0;
-            let sigma = (n1f * n2f / 12.0 * ((n + 1.0) - ranks.tie_term / (n * (n - 1.0)))).sqrt();
+            let sigma = (n1f * n2f / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)))).sqrt();
             let continuity = if config.use_continuity { 0.5 } else { 0.0 };
             let numerator = u_tail - mu - continuity;
             if sigma == 0.0 {
@@ -201,15 +220,15 @@ pub fn mann_whitney(
         Method::Auto => unreachable!("Auto was resolved above"),
     };
 
-    Ok(MannWhitney {
+    MannWhitney {
         u_statistic: u1,
         u2,
         p_value: p_value.clamp(0.0, 1.0),
         method,
         z,
         sigma,
-        tie_term: ranks.tie_term,
-    })
+        tie_term,
+    }
 }
 
 /// Upper tail of the standard normal, `½·erfc(z/√2)`: accurate far into the

@@ -2,9 +2,8 @@
 //!
 //! Deterministic, tiny and fast; it is also the generator of the reference
 //! vectors' large-array recipes (`u = (z >> 11) · 2⁻⁵³`), so the same code
-//! regenerates those arrays bit for bit. Used for pivot sampling in the
-//! Hodges-Lehmann selection (where any sequence is correct), for seeded
-//! simulations and for test data. Not for anything that must be unpredictable.
+//! regenerates those arrays bit for bit. Used for seeded simulations and
+//! for test data. Not for anything that must be unpredictable.
 
 /// A SplitMix64 stream.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,12 @@
 //! Properties of the rank tests that must hold for any data: U1 + U2 = n·m,
 //! p in [0, 1], the interval contains the estimate, and swapping x and y
-//! swaps U, keeps the two-sided p and negates the HL estimate and interval.
+//! swaps U, keeps the two-sided p and negates the HL estimate and interval;
+//! the counting selection of pairwise differences equals sorting all of
+//! them, and the combined test-and-interval equals the two functions.
 use proptest::prelude::*;
-use verdict_judges::hodges_lehmann::{hodges_lehmann, HodgesLehmannConfig};
+use verdict_judges::hodges_lehmann::{
+    hodges_lehmann, mann_whitney_hodges_lehmann, HodgesLehmannConfig, PairwiseDifferences,
+};
 use verdict_judges::mann_whitney::{mann_whitney, MannWhitneyConfig, Method};
 use verdict_judges::Alternative;
 
@@ -90,4 +94,100 @@ proptest! {
         prop_assert_eq!(forward.method, backward.method);
         prop_assert_eq!(forward.achieved_conf_level, backward.achieved_conf_level);
     }
+
+    /// Every order statistic the counting path selects (several ranks per
+    /// call, in any order, with repeats) is the one a brute-force sort of all
+    /// n·m differences puts there. Sizes reach 90 × 90 so that brackets are
+    /// narrowed over several rounds before collecting.
+    #[test]
+    fn implicit_selection_equals_brute_force(
+        x in larger_sample(), y in larger_sample(), picks in prop::collection::vec(any::<u64>(), 1..8),
+    ) {
+        let mut xs = x.clone();
+        let mut ys = y.clone();
+        xs.sort_unstable_by(f64::total_cmp);
+        ys.sort_unstable_by(f64::total_cmp);
+        let mut all: Vec<f64> = xs.iter().flat_map(|&a| ys.iter().map(move |&b| a - b)).collect();
+        all.sort_unstable_by(f64::total_cmp);
+        let len = all.len() as u64;
+        let ranks: Vec<u64> = picks.iter().map(|p| 1 + p % len).chain([1, len, len.div_ceil(2)]).collect();
+        let selected = PairwiseDifferences::implicit(&xs, &ys).select(&ranks);
+        for (&k, &value) in ranks.iter().zip(&selected) {
+            // The selection reports a zero difference as +0.0.
+            let expected = all[(k - 1) as usize] + 0.0;
+            prop_assert_eq!(value.to_bits(), expected.to_bits(), "k = {} of {}", k, len);
+        }
+    }
+
+    #[test]
+    fn combined_test_and_interval_equal_the_two_functions(
+        x in larger_sample(), y in larger_sample(), alternative in alternatives(),
+        method in methods(), correct in any::<bool>(), exact in prop::option::of(any::<bool>()),
+    ) {
+        let test = MannWhitneyConfig { alternative, method, use_continuity: correct };
+        let interval = HodgesLehmannConfig { alternative, conf_level: 0.9, correct, exact };
+        let (u, hl) = mann_whitney_hodges_lehmann(&x, &y, &test, &interval).unwrap();
+        prop_assert_eq!(u, mann_whitney(&x, &y, &test).unwrap());
+        prop_assert_eq!(hl, hodges_lehmann(&x, &y, &interval).unwrap());
+    }
+}
+
+/// Up to 90 values: heavy ties (a coarse grid, signed zeros) or continuous.
+fn larger_sample() -> impl Strategy<Value = Vec<f64>> {
+    prop_oneof![
+        prop::collection::vec((-3i32..3).prop_map(|v| f64::from(v) * 0.5), 1..90),
+        prop::collection::vec(prop_oneof![Just(-0.0), Just(0.0), -2.0f64..2.0], 1..90),
+        prop::collection::vec(-1e3f64..1e3, 1..90),
+    ]
+}
+
+#[test]
+fn combined_errors_are_those_of_the_two_calls_in_turn() {
+    use verdict_judges::StatsError;
+    let test = MannWhitneyConfig::default();
+    let interval = HodgesLehmannConfig::default();
+    let both = |x: &[f64], y: &[f64]| mann_whitney_hodges_lehmann(x, y, &test, &interval);
+    assert_eq!(
+        both(&[], &[1.0]),
+        Err(StatsError::EmptySample { sample: "x" })
+    );
+    assert_eq!(
+        both(&[1.0], &[]),
+        Err(StatsError::EmptySample { sample: "y" })
+    );
+    // NaN is mann_whitney's error (the first NaN, even after an infinity;
+    // compared as text, NaN ≠ NaN)...
+    assert_eq!(
+        both(&[f64::INFINITY], &[f64::NAN]).unwrap_err().to_string(),
+        mann_whitney(&[f64::INFINITY], &[f64::NAN], &test)
+            .unwrap_err()
+            .to_string()
+    );
+    // ...an infinity, which the test ranks, is the interval's.
+    assert_eq!(
+        both(&[1.0], &[f64::INFINITY]).unwrap_err(),
+        hodges_lehmann(&[1.0], &[f64::INFINITY], &interval).unwrap_err()
+    );
+    let bad_level = HodgesLehmannConfig {
+        conf_level: 1.0,
+        ..interval
+    };
+    assert!(matches!(
+        mann_whitney_hodges_lehmann(&[1.0], &[2.0], &test, &bad_level),
+        Err(StatsError::InvalidParameter {
+            name: "conf_level",
+            ..
+        })
+    ));
+    // One value each and all values equal.
+    let (u, hl) = both(&[3.0], &[1.0]).unwrap();
+    assert_eq!(
+        (u.u_statistic, hl.estimate, hl.lower, hl.upper),
+        (1.0, 2.0, 2.0, 2.0)
+    );
+    let (u, hl) = both(&[4.0; 30], &[4.0; 60]).unwrap();
+    assert_eq!(
+        (u.p_value, hl.estimate, hl.lower, hl.upper),
+        (1.0, 0.0, 0.0, 0.0)
+    );
 }
