@@ -62,18 +62,9 @@ fn init_logging(format: LogFormat) {
 
 /// Builds the metric source from the config's Prometheus settings.
 pub fn prometheus_source(config: &Config) -> anyhow::Result<Arc<dyn SeriesSource>> {
-    let p = &config.settings.prometheus;
-    let source = PrometheusSource::new(crate::source::prometheus::PrometheusConfig {
-        bearer_token: config.credentials.bearer_token.clone(),
-        basic_auth: config.credentials.basic_auth.clone(),
-        timeout: p.timeout.0,
-        retries: p.retries,
-        max_response_bytes: p.max_response_bytes,
-        tls_ca_pem: config.credentials.tls_ca_pem.clone(),
-        tls_insecure_skip_verify: p.tls.insecure_skip_verify,
-        ..crate::source::prometheus::PrometheusConfig::new(p.url.clone())
-    })?;
-    Ok(Arc::new(source))
+    Ok(Arc::new(PrometheusSource::new(
+        &config.settings.prometheus,
+    )?))
 }
 
 /// Starts the notification worker when the config names channels. Outcomes

@@ -24,8 +24,9 @@
 //! decision per run is bounded the way the engine bounds runs: entries idle
 //! for [`crate::engine::RUN_IDLE_EVICTION_SECONDS`] are forgotten.
 //!
-//! Channel URLs and tokens are secrets ([`config::Secret`]): they are sent
-//! and never printed; error texts are taken from reqwest without the URL.
+//! Channel URLs and tokens are secrets ([`crate::secret::Secret`]): they
+//! are sent and never printed; error texts are taken from reqwest without
+//! the URL.
 
 pub mod config;
 mod deliver;
@@ -35,7 +36,7 @@ use crate::engine::run::{Look, RunKey};
 use crate::engine::RUN_IDLE_EVICTION_SECONDS;
 use crate::source::BoxFuture;
 use crate::telemetry::Telemetry;
-pub use config::{Channel, ChannelKind, Notifications, Secret};
+pub use config::{Channel, ChannelKind, Notifications};
 pub use message::Notification;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
