@@ -33,6 +33,7 @@ use crate::config::analysis::StepWeights;
 use crate::config::template::{validate_k8s_name, validate_token};
 use crate::engine::run::RunKey;
 use crate::engine::{Engine, GateAnswer, LookRequest};
+use crate::telemetry::{Controller, FlaggerEventType, StoreOperation};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -151,24 +152,11 @@ async fn handle(
     }
     match hook_type {
         HookType::Event => {
-            let kind = payload
-                .metadata
-                .get("eventType")
-                .map(String::as_str)
-                .unwrap_or("unknown");
-            let kind = if matches!(kind, "Normal" | "Warning") {
-                kind
-            } else {
-                "other"
-            };
-            engine
-                .telemetry()
-                .flagger_events
-                .with_label_values(&[kind])
-                .inc();
+            let kind = FlaggerEventType::of(payload.metadata.get("eventType").map(String::as_str));
+            engine.telemetry().flagger_event(kind);
             tracing::info!(
                 run = %payload.key(),
-                event_type = kind,
+                event_type = kind.as_str(),
                 message = payload.metadata.get("eventMessage").map(String::as_str).unwrap_or(""),
                 "flagger event"
             );
@@ -180,7 +168,7 @@ async fn handle(
                 namespace: payload.namespace.clone(),
                 name: payload.name.clone(),
                 phase: payload.phase.clone(),
-                event_type: kind.to_string(),
+                event_type: kind.as_str().to_string(),
                 message: payload
                     .metadata
                     .get("eventMessage")
@@ -189,11 +177,7 @@ async fn handle(
                 metadata: payload.metadata.clone(),
             };
             if let Err(e) = engine.store().record_event(&event).await {
-                engine
-                    .telemetry()
-                    .store_errors
-                    .with_label_values(&["record_event"])
-                    .inc();
+                engine.telemetry().store_failed(StoreOperation::RecordEvent);
                 tracing::error!("run store: {e}");
                 return Err(ApiError {
                     status: StatusCode::SERVICE_UNAVAILABLE,
@@ -262,9 +246,7 @@ async fn look_and_answer(engine: &Engine, hook: HookType, request: LookRequest) 
         Err(_) => {
             engine
                 .telemetry()
-                .answer_budget_exceeded
-                .with_label_values(&["flagger"])
-                .inc();
+                .answer_budget_exceeded(Controller::Flagger);
             // Out of time: answer as "cannot judge", which fails closed.
             let d = Decision::inconclusive("the analysis did not finish within the answer budget");
             let (status, text) = respond(hook, &d);

@@ -13,7 +13,7 @@ use crate::engine::Engine;
 use crate::notify::{NotificationLog, Notifier, StoreLog};
 use crate::source::prometheus::PrometheusSource;
 use crate::source::SeriesSource;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Reload, Telemetry};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -271,18 +271,12 @@ async fn reload_loop(mut current: Config, engine: Arc<Engine>, auth: Arc<Authent
                 auth.set(new.credentials.api_tokens.clone());
                 last_secrets = secret_stamps(&new);
                 engine.set_analyses(new.analyses.clone());
-                telemetry
-                    .config_reloads
-                    .with_label_values(&["success"])
-                    .inc();
+                telemetry.config_reloaded(Reload::Success);
                 tracing::info!(reason, analyses = ?new.analyses.keys().collect::<Vec<_>>(), "config reloaded");
                 current = new;
             }
             Err(e) => {
-                telemetry
-                    .config_reloads
-                    .with_label_values(&["failure"])
-                    .inc();
+                telemetry.config_reloaded(Reload::Failure);
                 tracing::error!(
                     reason,
                     "config reload refused, keeping the last good config: {e}"

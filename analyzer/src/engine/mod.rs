@@ -18,7 +18,7 @@ use crate::config::template::TemplateError;
 use crate::notify::Notifier;
 use crate::source::{SeriesSource, SourceError, Window};
 use crate::store::{memory::MemoryStore, Store};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{StoreOperation, Telemetry};
 use fetch::{fetch_arm, render};
 use judge::{judge_metric, JudgeContext};
 use run::{Look, LookWindow, Run, RunKey, StepOpening};
@@ -152,12 +152,9 @@ impl Engine {
     }
 
     /// Counts a failed store operation.
-    fn store_failed(&self, operation: &str, error: &crate::store::StoreError) {
-        self.telemetry
-            .store_errors
-            .with_label_values(&[operation])
-            .inc();
-        tracing::error!(operation, "run store: {error}");
+    fn store_failed(&self, operation: StoreOperation, error: &crate::store::StoreError) {
+        self.telemetry.store_failed(operation);
+        tracing::error!(operation = operation.as_str(), "run store: {error}");
     }
 
     /// Replaces the analyses (config reload). Runs keep their state; their
@@ -227,7 +224,7 @@ impl Engine {
         let stored = match self.store.close_run(analysis, key, outcome, now).await {
             Ok(id) => id.is_some(),
             Err(e) => {
-                self.store_failed("close_run", &e);
+                self.store_failed(StoreOperation::CloseRun, &e);
                 false
             }
         };
@@ -323,11 +320,9 @@ impl Engine {
         )
         .await;
         self.telemetry
-            .store_seconds
-            .with_label_values(&["sync_run"])
-            .observe(store_started.elapsed().as_secs_f64());
+            .store_took(StoreOperation::SyncRun, store_started.elapsed());
         if let Err(e) = synced {
-            self.store_failed("sync_run", &e);
+            self.store_failed(StoreOperation::SyncRun, &e);
             let window = LookWindow {
                 start: run.window_start,
                 end: req.now,
@@ -363,7 +358,7 @@ impl Engine {
                 && req.now >= last.time
                 && weight == last.weight
             {
-                self.telemetry.duplicate_deliveries.inc();
+                self.telemetry.duplicate_delivery();
                 return Ok(last.clone());
             }
         }
@@ -415,10 +410,7 @@ impl Engine {
                     .into_iter()
                     .filter_map(|r| r.as_ref().err())
                 {
-                    telemetry
-                        .fetch_errors
-                        .with_label_values(&[error.kind()])
-                        .inc();
+                    telemetry.fetch_error(error.kind());
                 }
                 telemetry.observe_query(
                     &metric.config.name,
@@ -476,9 +468,7 @@ impl Engine {
                     .into(),
             );
         }
-        self.telemetry
-            .judge_seconds
-            .observe(judge_started.elapsed().as_secs_f64());
+        self.telemetry.judged(judge_started.elapsed());
         let look = Look {
             number: run.last_look().map_or(1, |l| l.number + 1),
             time: req.now,
@@ -496,25 +486,23 @@ impl Engine {
         let store_started = Instant::now();
         let committed = persist::record(self.store.as_ref(), &mut run, look, sequential).await;
         self.telemetry
-            .store_seconds
-            .with_label_values(&["record_look"])
-            .observe(store_started.elapsed().as_secs_f64());
+            .store_took(StoreOperation::RecordLook, store_started.elapsed());
         let look = match committed {
             Ok(c) if c.ours => c.look,
             Ok(c) => {
                 // Another replica recorded this look first: its answer.
-                self.telemetry.duplicate_deliveries.inc();
+                self.telemetry.duplicate_delivery();
                 return Ok(c.look);
             }
             Err((error, look)) => {
-                self.store_failed("record_look", &error);
+                self.store_failed(StoreOperation::RecordLook, &error);
                 return Ok(Arc::new(persist::unrecorded(look, &error)));
             }
         };
         self.telemetry.record_look(
             &req.analysis,
             &req.key.to_string(),
-            &look,
+            &look.decision,
             started.elapsed(),
         );
         tracing::info!(
@@ -590,7 +578,7 @@ impl Engine {
         match recorded {
             Ok(true) => {
                 run.opened = Some(opening);
-                self.telemetry.gate_openings.inc();
+                self.telemetry.gate_opened();
                 let weight = steps
                     .as_ref()
                     .or(self.analysis(&analysis)?.config.steps.as_ref())
@@ -618,7 +606,7 @@ impl Engine {
                 Ok(held(look, Action::Continue, why))
             }
             Err(e) => {
-                self.store_failed("open_step", &e);
+                self.store_failed(StoreOperation::OpenStep, &e);
                 let why = format!(
                     "the opening of the gate could not be recorded, so it is not given: {e}"
                 );

@@ -32,6 +32,7 @@ use crate::engine::judge::ArmSummary;
 use crate::engine::run::{Look, RunKey};
 use crate::engine::{Engine, LookRequest};
 use crate::json::number;
+use crate::telemetry::KayentaExecution;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -86,6 +87,15 @@ impl Outcome {
             Outcome::Running => "running",
             Outcome::Succeeded(_) => "succeeded",
             Outcome::Terminal(_) => "terminal",
+        }
+    }
+
+    /// How an ended execution is counted; `None` while it runs.
+    pub fn ended(&self) -> Option<KayentaExecution> {
+        match self {
+            Outcome::Running => None,
+            Outcome::Succeeded(_) => Some(KayentaExecution::Succeeded),
+            Outcome::Terminal(_) => Some(KayentaExecution::Terminal),
         }
     }
 }

@@ -180,16 +180,11 @@ impl Notifier {
         for c in channels.iter() {
             // Series exist at zero before the first notification, so rates
             // and alerts on them are defined.
-            for d in [Action::Abort, Action::Promote, Action::Inconclusive] {
-                if c.wants(d) {
-                    for result in ["sent", "failed", "dropped"] {
-                        telemetry
-                            .notifications
-                            .with_label_values(&[&c.name, d.as_str(), result]);
-                    }
-                }
-            }
-            telemetry.notification_retries.with_label_values(&[&c.name]);
+            let wanted: Vec<Action> = [Action::Abort, Action::Promote, Action::Inconclusive]
+                .into_iter()
+                .filter(|d| c.wants(*d))
+                .collect();
+            telemetry.notification_channel(&c.name, &wanted);
         }
         let (queue, receiver) = mpsc::channel(notifications.queue.max(1));
         tokio::spawn(deliver::worker(
@@ -225,10 +220,7 @@ impl Notifier {
         let slot = (analysis.to_string(), key.clone());
         let mut last = self.last.lock().expect("notifier lock");
         if matches!(last.get(&slot), Some((previous, _)) if *previous == decision) {
-            self.telemetry
-                .notifications_repeated
-                .with_label_values(&[decision.as_str()])
-                .inc();
+            self.telemetry.notification_repeated(decision);
             return;
         }
         let queued = Queued {
@@ -251,10 +243,7 @@ impl Notifier {
                     mpsc::error::TrySendError::Closed(_) => "worker stopped",
                 };
                 for c in self.channels.iter().filter(|c| c.wants(decision)) {
-                    self.telemetry
-                        .notifications
-                        .with_label_values(&[&c.name, decision.as_str(), "dropped"])
-                        .inc();
+                    self.telemetry.notification_dropped(&c.name, decision);
                 }
                 tracing::warn!(
                     run = %key, analysis, look = look.number, decision = decision.as_str(),
