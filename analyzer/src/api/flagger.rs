@@ -189,7 +189,7 @@ async fn handle(
         HookType::ConfirmRollout => Ok((StatusCode::OK, "rollout may start").into_response()),
         HookType::PostRollout => {
             let closed = engine
-                .close_at(&analysis, &payload.key(), &payload.phase, state.now())
+                .close(&analysis, &payload.key(), &payload.phase, state.now())
                 .await;
             let text = if closed { "run closed" } else { "no open run" };
             Ok((StatusCode::OK, text).into_response())

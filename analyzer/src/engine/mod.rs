@@ -178,16 +178,6 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownAnalysis(name.to_string()))
     }
 
-    /// Checks that every query of `analysis` renders with `vars`, so a
-    /// malicious or broken value is refused before anything is queried.
-    pub fn check_vars(
-        &self,
-        analysis: &str,
-        vars: &BTreeMap<String, String>,
-    ) -> Result<(), EngineError> {
-        Self::check_analysis_vars(self.analysis(analysis)?.as_ref(), vars)
-    }
-
     /// The run of `key` under `analysis` in memory, if it is there.
     fn run_slot(&self, analysis: &str, key: &RunKey) -> Option<Arc<tokio::sync::Mutex<Run>>> {
         let slot = (analysis.to_string(), key.clone());
@@ -202,15 +192,11 @@ impl Engine {
         Some(run.clone())
     }
 
-    /// Marks a run finished (Flagger post-rollout); later looks start afresh.
-    pub async fn close(&self, analysis: &str, key: &RunKey, outcome: &str) -> bool {
-        self.close_at(analysis, key, outcome, crate::api::now())
-            .await
-    }
-
-    /// [`Engine::close`] at time `now` (unix seconds), in memory and in the
-    /// store (where another replica or an earlier process may hold the run).
-    pub async fn close_at(&self, analysis: &str, key: &RunKey, outcome: &str, now: f64) -> bool {
+    /// Marks a run finished (Flagger post-rollout) at `now` (unix seconds,
+    /// the request's or the replay clock's: the engine reads no clock), in
+    /// memory and in the store (where another replica or an earlier process
+    /// may hold the run); later looks start afresh.
+    pub async fn close(&self, analysis: &str, key: &RunKey, outcome: &str, now: f64) -> bool {
         let slot = (analysis.to_string(), key.clone());
         let run = self.runs.lock().expect("runs lock").remove(&slot);
         let in_memory = match run.map(|e| e.run) {

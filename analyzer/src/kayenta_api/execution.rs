@@ -330,7 +330,7 @@ pub async fn judge(engine: &Engine, execution_id: &str, judgement: &Judgement) -
     let look = engine
         .look_with(judgement.analysis.clone(), request, Some(judgement.start))
         .await;
-    engine.close(&name, &key, "complete").await;
+    engine.close(&name, &key, "complete", judgement.end).await;
     match look {
         Ok(look) => outcome_of(&look, judgement),
         Err(e) => Outcome::Terminal(vec![e.to_string()]),
