@@ -151,41 +151,7 @@ async fn handle(
         return Err(crate::engine::EngineError::UnknownAnalysis(analysis).into());
     }
     match hook_type {
-        HookType::Event => {
-            let kind = FlaggerEventType::of(payload.metadata.get("eventType").map(String::as_str));
-            engine.telemetry().flagger_event(kind);
-            tracing::info!(
-                run = %payload.key(),
-                event_type = kind.as_str(),
-                message = payload.metadata.get("eventMessage").map(String::as_str).unwrap_or(""),
-                "flagger event"
-            );
-            let event = crate::store::EventRecord {
-                received_at: state.now(),
-                analysis,
-                key: payload.key(),
-                run_id: None,
-                namespace: payload.namespace.clone(),
-                name: payload.name.clone(),
-                phase: payload.phase.clone(),
-                event_type: kind.as_str().to_string(),
-                message: payload
-                    .metadata
-                    .get("eventMessage")
-                    .cloned()
-                    .unwrap_or_default(),
-                metadata: payload.metadata.clone(),
-            };
-            if let Err(e) = engine.store().record_event(&event).await {
-                engine.telemetry().store_failed(StoreOperation::RecordEvent);
-                tracing::error!("run store: {e}");
-                return Err(ApiError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    message: format!("event not recorded: {e}"),
-                });
-            }
-            Ok((StatusCode::OK, "event recorded").into_response())
-        }
+        HookType::Event => record_event(&state, analysis, &payload).await,
         HookType::ConfirmRollout => Ok((StatusCode::OK, "rollout may start").into_response()),
         HookType::PostRollout => {
             let closed = engine
@@ -214,6 +180,49 @@ async fn handle(
             Ok(look_and_answer(engine, hook_type, request).await)
         }
     }
+}
+
+/// The `event` hook: counted by type, logged, and recorded in the run
+/// store (a 503 when it cannot be recorded, so Flagger's log shows it).
+async fn record_event(
+    state: &AppState,
+    analysis: String,
+    payload: &FlaggerWebhook,
+) -> Result<Response, ApiError> {
+    let engine = &state.engine;
+    let kind = FlaggerEventType::of(payload.metadata.get("eventType").map(String::as_str));
+    engine.telemetry().flagger_event(kind);
+    tracing::info!(
+        run = %payload.key(),
+        event_type = kind.as_str(),
+        message = payload.metadata.get("eventMessage").map(String::as_str).unwrap_or(""),
+        "flagger event"
+    );
+    let event = crate::store::EventRecord {
+        received_at: state.now(),
+        analysis,
+        key: payload.key(),
+        run_id: None,
+        namespace: payload.namespace.clone(),
+        name: payload.name.clone(),
+        phase: payload.phase.clone(),
+        event_type: kind.as_str().to_string(),
+        message: payload
+            .metadata
+            .get("eventMessage")
+            .cloned()
+            .unwrap_or_default(),
+        metadata: payload.metadata.clone(),
+    };
+    if let Err(e) = engine.store().record_event(&event).await {
+        engine.telemetry().store_failed(StoreOperation::RecordEvent);
+        tracing::error!("run store: {e}");
+        return Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!("event not recorded: {e}"),
+        });
+    }
+    Ok((StatusCode::OK, "event recorded").into_response())
 }
 
 /// Takes the look (at the traffic gate, the gate's answer) within the

@@ -9,14 +9,15 @@
 
 use crate::config::analysis::{AnalysisConfig, MetricKind};
 use crate::engine::fetch::ArmData;
-use crate::engine::judge::{judge_metric, policy, JudgeContext, StepClock};
+use crate::engine::judge::{policy, JudgeContext, StepClock};
+use crate::engine::judgement::{judge_look, Judgement};
+use crate::engine::sequential::SequentialStates;
 use crate::json::Num;
 use clap::Args;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use verdict_judges::decision::decide;
 use verdict_judges::kayenta::classifier::classify;
 use verdict_judges::kayenta::config::CanaryConfig;
 use verdict_judges::kayenta::scorer::{score, ScoreClassification, ScoreThresholds, ScoredMetric};
@@ -237,8 +238,7 @@ fn judge_verdict(
         analysis.metrics.iter().map(|m| m.config.name.as_str()),
         data,
     )?;
-    let ctx = JudgeContext::new(&analysis, None);
-    let mut verdicts = Vec::new();
+    let mut fetched = Vec::new();
     for metric in &analysis.metrics {
         if metric.config.kind != MetricKind::Gauge {
             return Err(format!(
@@ -257,16 +257,16 @@ fn judge_verdict(
             Ok((!values.is_empty()).then_some(ArmData::Points { values }))
         };
         let points = data.metrics.get(&metric.config.name);
-        verdicts.push(judge_metric(
-            metric,
-            &ctx,
+        fetched.push((
             arm(points.map(|p| &p.canary)),
             arm(points.map(|p| &p.baseline)),
-            &mut None,
         ));
     }
-    let decision = decide(
-        &verdicts.iter().map(|v| v.outcome()).collect::<Vec<_>>(),
+    let Judgement { verdicts, decision } = judge_look(
+        &analysis,
+        &JudgeContext::new(&analysis, None),
+        fetched,
+        &mut SequentialStates::new(),
         &policy(&analysis.config, true, StepClock::UNSTEPPED),
     );
     Ok(json!({

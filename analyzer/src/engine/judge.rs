@@ -272,51 +272,16 @@ pub fn judge_metric(
     baseline: Result<Option<ArmData>, FetchError>,
     sequential: &mut Option<SequentialState>,
 ) -> MetricVerdict {
-    let cfg = &metric.config;
-    let mut v = MetricVerdict {
-        name: cfg.name.clone(),
-        group: cfg.group.clone(),
-        judge: metric.judge,
-        classification: Label::Pass,
-        critical: false,
-        muted: cfg.muted,
-        enough_data: false,
-        reason: String::new(),
-        canary: None,
-        baseline: None,
-        statistics: Value::Null,
-        source_failed: false,
-    };
+    let mut v = MetricVerdict::unjudged(metric);
     let (canary, baseline) = match (canary, baseline) {
-        (Err(e), _) | (_, Err(e)) => {
-            v.source_failed = matches!(e, FetchError::Source(_));
-            v.classification = Label::Error;
-            // A broken critical metric must not let the canary through.
-            v.critical = cfg.critical;
-            v.reason = format!("cannot fetch data: {e}");
-            return v;
-        }
+        (Err(e), _) | (_, Err(e)) => return v.fetch_failed(metric, &e),
         (Ok(c), Ok(b)) => (c, b),
     };
     v.canary = canary.as_ref().map(ArmSummary::of);
     v.baseline = baseline.as_ref().map(ArmSummary::of);
     let (canary, baseline) = match (canary, baseline) {
         (Some(c), Some(b)) => (c, b),
-        (c, _) => {
-            let arm = if c.is_none() { "canary" } else { "baseline" };
-            v.classification = if cfg.must_have_data && !cfg.critical {
-                Label::NodataFailMetric
-            } else {
-                Label::Nodata
-            };
-            v.critical = cfg.critical;
-            // A metric declared must-have-data is conclusive without data.
-            v.enough_data = cfg.must_have_data;
-            v.reason = format!(
-                "no data for the {arm} in the window (no traffic yet, or the series is missing or NaN)"
-            );
-            return v;
-        }
+        (c, _) => return v.no_data(metric, if c.is_none() { "canary" } else { "baseline" }),
     };
     if let Some(reason) = quantile_not_comparable(metric, ctx) {
         v.classification = Label::Nodata;
@@ -347,7 +312,7 @@ pub fn judge_metric(
         }
         (judge, c, _) => {
             v.classification = Label::Error;
-            v.critical = cfg.critical;
+            v.critical = metric.config.critical;
             v.reason = format!(
                 "judge {} cannot judge {} data",
                 judge.as_str(),
@@ -357,6 +322,54 @@ pub fn judge_metric(
     }
     apply_guardrail(&mut v, metric);
     v
+}
+
+impl MetricVerdict {
+    /// A pass with no data and no reason yet: what judging starts from.
+    fn unjudged(metric: &Metric) -> Self {
+        let cfg = &metric.config;
+        MetricVerdict {
+            name: cfg.name.clone(),
+            group: cfg.group.clone(),
+            judge: metric.judge,
+            classification: Label::Pass,
+            critical: false,
+            muted: cfg.muted,
+            enough_data: false,
+            reason: String::new(),
+            canary: None,
+            baseline: None,
+            statistics: Value::Null,
+            source_failed: false,
+        }
+    }
+
+    /// An arm could not be fetched: an error, critical when the metric is
+    /// (a broken critical metric must not let the canary through).
+    fn fetch_failed(mut self, metric: &Metric, e: &FetchError) -> Self {
+        self.source_failed = matches!(e, FetchError::Source(_));
+        self.classification = Label::Error;
+        self.critical = metric.config.critical;
+        self.reason = format!("cannot fetch data: {e}");
+        self
+    }
+
+    /// `arm` has no data in the window: no data, never a pass. A metric
+    /// declared must-have-data is conclusive without data.
+    fn no_data(mut self, metric: &Metric, arm: &str) -> Self {
+        let cfg = &metric.config;
+        self.classification = if cfg.must_have_data && !cfg.critical {
+            Label::NodataFailMetric
+        } else {
+            Label::Nodata
+        };
+        self.critical = cfg.critical;
+        self.enough_data = cfg.must_have_data;
+        self.reason = format!(
+            "no data for the {arm} in the window (no traffic yet, or the series is missing or NaN)"
+        );
+        self
+    }
 }
 
 fn kind_name(data: &ArmData) -> &'static str {

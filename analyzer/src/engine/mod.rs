@@ -9,23 +9,26 @@
 
 pub mod fetch;
 pub mod judge;
+pub mod judgement;
 pub mod persist;
 pub mod run;
 pub mod sequential;
 
-use crate::config::analysis::{Analysis, BaselineWindow, JudgeKind, StepWeights};
+use crate::config::analysis::{Analysis, BaselineWindow, StepWeights};
 use crate::config::template::TemplateError;
 use crate::notify::Notifier;
 use crate::source::{SeriesSource, SourceError, Window};
 use crate::store::{memory::MemoryStore, Store};
 use crate::telemetry::{StoreOperation, Telemetry};
 use fetch::{fetch_arm, render};
-use judge::{judge_metric, JudgeContext};
+use judge::JudgeContext;
+use judgement::{judge_look, FetchedArms};
 use run::{Look, LookWindow, Run, RunKey, StepOpening};
+use sequential::SequentialStates;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use verdict_judges::decision::{decide, Action, Decision};
+use verdict_judges::decision::{Action, Decision};
 
 /// A request for a look at a run.
 #[derive(Debug, Clone)]
@@ -43,6 +46,11 @@ pub struct LookRequest {
     /// The step schedule sent with the request (Flagger's `stepWeights`
     /// metadata); the analysis's `steps` otherwise.
     pub steps: Option<StepWeights>,
+}
+
+/// A metric arm's data, when it was fetched and found.
+fn arm(r: &Result<Option<fetch::ArmData>, fetch::FetchError>) -> Option<&fetch::ArmData> {
+    r.as_ref().ok().and_then(Option::as_ref)
 }
 
 /// The traffic gate's answer ([`Engine::gate`]).
@@ -273,204 +281,222 @@ impl Engine {
         // lock is part of it: a slow backend cannot hold a run beyond it.
         let deadline = tokio::time::Instant::now() + Self::fetch_budget();
         Self::check_analysis_vars(&analysis, &req.vars)?;
-        let cfg = &analysis.config;
-        let run = {
-            let mut runs = self.runs.lock().expect("runs lock");
-            let slot = (req.analysis.clone(), req.key.clone());
-            if !runs.contains_key(&slot) {
-                self.evict_idle(&mut runs, req.now);
-            }
-            let entry = runs.entry(slot).or_insert_with(|| RunEntry {
-                run: Arc::new(tokio::sync::Mutex::new(Run::new(
-                    req.key.clone(),
-                    &req.analysis,
-                    req.now,
-                    window_start.map_or(cfg.lookback.as_secs_f64(), |start| req.now - start),
-                    req.vars.clone(),
-                ))),
-                last_seen: req.now,
-            });
-            entry.last_seen = entry.last_seen.max(req.now);
-            entry.run.clone()
-        };
+        let run = self.run_for(&analysis, &req, window_start);
         // One look at a time per run: concurrent duplicates wait here and
         // then see the look the first one took.
         let mut run = run.lock().await;
-        let store_started = Instant::now();
-        let synced = persist::sync(
-            self.store.as_ref(),
-            &mut run,
-            &analysis,
-            req.now,
-            RESUMED_LOOKS,
-        )
-        .await;
-        self.telemetry
-            .store_took(StoreOperation::SyncRun, store_started.elapsed());
-        if let Err(e) = synced {
-            self.store_failed(StoreOperation::SyncRun, &e);
-            let window = LookWindow {
-                start: run.window_start,
-                end: req.now,
-                step_seconds: cfg.step.as_secs_f64(),
-            };
-            let number = run.last_look().map_or(1, |l| l.number + 1);
-            let baseline = cfg.baseline_window.describe().to_string();
-            let look = Look {
-                number,
-                time: req.now,
-                window,
-                baseline,
-                weight: req.weight,
-                step: None,
-                metrics: Vec::new(),
-                decision: Decision::inconclusive("the run store could not be read"),
-            };
-            return Ok(Arc::new(persist::unrecorded(look, &e)));
+        if let Err(unsynced) = self.sync(&mut run, &analysis, &req).await {
+            return Ok(unsynced);
         }
-        // The weight sent, or the schedule's weight of the step the gate
-        // has opened (none before the first opening or past the last step).
-        let step = run.step();
-        let weight = req.weight.or_else(|| {
-            req.steps
-                .as_ref()
-                .or(cfg.steps.as_ref())
-                .and_then(|s| s.weight_of(step))
-        });
-        if let Some(last) = run.last_look() {
-            // A delivery at another weight is a new step's first look (Argo
-            // measures a new step's run at once), never a duplicate.
-            if req.now - last.time < cfg.dedup_window.as_secs_f64()
-                && req.now >= last.time
-                && weight == last.weight
-            {
-                self.telemetry.duplicate_delivery();
-                return Ok(last.clone());
-            }
+        let weight = Self::weight_of(&run, &analysis, &req);
+        if let Some(last) = self.duplicate_of(&run, &analysis, &req, weight) {
+            return Ok(last);
         }
         let started = Instant::now();
-        let window = Window {
-            start: run.window_start,
-            end: req.now,
-            step: cfg.step.0,
-        };
-        let baseline_window = match cfg.baseline_window {
-            BaselineWindow::Same => window,
-            // The primary before any traffic moved: a window as long as the
-            // canary's, ending where the run began.
-            BaselineWindow::BeforeRollout => Window {
-                start: run.window_start - (req.now - run.window_start),
-                end: run.window_start,
-                step: cfg.step.0,
-            },
-        };
-        let mut tasks = Vec::new();
-        for metric in &analysis.metrics {
-            let source = self.source.clone();
-            let vars = &req.vars;
-            let window = &window;
-            let baseline_window = &baseline_window;
-            let telemetry = &self.telemetry;
-            tasks.push(async move {
-                let t = Instant::now();
-                let both = async {
-                    futures_util::join!(
-                        fetch_arm(source.as_ref(), metric, &metric.canary, vars, window),
-                        fetch_arm(
-                            source.as_ref(),
-                            metric,
-                            &metric.baseline,
-                            vars,
-                            baseline_window
-                        )
-                    )
-                };
-                let (canary, baseline) = match tokio::time::timeout_at(deadline, both).await {
-                    Ok(arms) => arms,
-                    Err(_) => {
-                        let late = || Err(SourceError::Timeout(Self::fetch_budget()).into());
-                        (late(), late())
-                    }
-                };
-                for error in [&canary, &baseline]
-                    .into_iter()
-                    .filter_map(|r| r.as_ref().err())
-                {
-                    telemetry.fetch_error(error.kind());
-                }
-                telemetry.observe_query(
-                    &metric.config.name,
-                    t.elapsed(),
-                    canary.is_err() || baseline.is_err(),
-                );
-                (canary, baseline)
-            });
-        }
-        let fetched = futures_util::future::join_all(tasks).await;
-        let judge_started = Instant::now();
-        fn arm(r: &Result<Option<fetch::ArmData>, fetch::FetchError>) -> Option<&fetch::ArmData> {
-            r.as_ref().ok().and_then(Option::as_ref)
-        }
+        let (window, baseline_window) = Self::windows(&run, &analysis, req.now);
+        let fetched = self
+            .fetch_all(&analysis, &req.vars, &window, &baseline_window, deadline)
+            .await;
+        let judged_at = Instant::now();
         let context = JudgeContext::new(&analysis, weight)
             .at(req.now)
             .observing(fetched.iter().map(|(c, b)| (arm(c), arm(b))));
         // Judged on a copy: the run's state changes only with a committed look.
         let mut sequential = run.sequential.clone();
-        let verdicts: Vec<_> = analysis
-            .metrics
-            .iter()
-            .zip(fetched)
-            .map(|(metric, (canary, baseline))| {
-                let state = sequential.entry(metric.config.name.clone()).or_default();
-                judge_metric(metric, &context, canary, baseline, state)
-            })
-            .collect();
-        let min_duration_met = req.now - run.first_look >= cfg.min_data.duration.as_secs_f64();
-        let step_started = run.step_started(weight, req.now);
-        let mut decision = decide(
-            &verdicts.iter().map(|v| v.outcome()).collect::<Vec<_>>(),
-            &judge::policy(
-                cfg,
-                min_duration_met,
-                judge::StepClock {
-                    elapsed_seconds: req.now - step_started,
-                    // An opening of the gate begins a step even at the
-                    // run's first look (its weight goes up after it).
-                    later_step: run.opened.is_some() || step_started > run.first_look,
-                },
-            ),
+        let policy = judge::policy(
+            &analysis.config,
+            run.min_duration_met(&analysis.config, req.now),
+            run.step_clock(weight, req.now),
         );
-        if decision.action == Action::Promote
-            && weight.is_none()
-            && analysis
-                .metrics
-                .iter()
-                .any(|m| m.judge == JudgeKind::Sequential)
-        {
-            // Never a silent pass: without a weight the split is unchecked.
-            decision.reasons.push(
-                "the traffic split was not checked (no weight: give the analysis `steps` or \
-                 the webhook `stepWeights`; the request-level tests do not need one)"
-                    .into(),
-            );
+        let judgement = judge_look(&analysis, &context, fetched, &mut sequential, &policy);
+        self.telemetry.judged(judged_at.elapsed());
+        let step = run.step();
+        let look = Look {
+            number: run.last_look().map_or(1, |l| l.number + 1),
+            time: req.now,
+            window: LookWindow::of(&window),
+            baseline: analysis.config.baseline_window.describe().to_string(),
+            weight,
+            step: (step > 0).then_some(step),
+            metrics: judgement.verdicts,
+            decision: judgement.decision,
+        };
+        Ok(self.commit(&mut run, &req, look, sequential, started).await)
+    }
+
+    /// The run of `req` under its analysis, created (as of `req.now`) when
+    /// there is none in memory; idle runs are evicted on creation.
+    fn run_for(
+        &self,
+        analysis: &Analysis,
+        req: &LookRequest,
+        window_start: Option<f64>,
+    ) -> Arc<tokio::sync::Mutex<Run>> {
+        let mut runs = self.runs.lock().expect("runs lock");
+        let slot = (req.analysis.clone(), req.key.clone());
+        if !runs.contains_key(&slot) {
+            self.evict_idle(&mut runs, req.now);
         }
-        self.telemetry.judged(judge_started.elapsed());
+        let lookback = window_start.map_or(analysis.config.lookback.as_secs_f64(), |start| {
+            req.now - start
+        });
+        let entry = runs.entry(slot).or_insert_with(|| RunEntry {
+            run: Arc::new(tokio::sync::Mutex::new(Run::new(
+                req.key.clone(),
+                &req.analysis,
+                req.now,
+                lookback,
+                req.vars.clone(),
+            ))),
+            last_seen: req.now,
+        });
+        entry.last_seen = entry.last_seen.max(req.now);
+        entry.run.clone()
+    }
+
+    /// Brings `run` up to date with the store ([`persist::sync`]). When the
+    /// store cannot be read, the answer instead: an unrecorded look that
+    /// cannot judge.
+    async fn sync(
+        &self,
+        run: &mut Run,
+        analysis: &Analysis,
+        req: &LookRequest,
+    ) -> Result<(), Arc<Look>> {
+        let started = Instant::now();
+        let synced =
+            persist::sync(self.store.as_ref(), run, analysis, req.now, RESUMED_LOOKS).await;
+        self.telemetry
+            .store_took(StoreOperation::SyncRun, started.elapsed());
+        let Err(e) = synced else { return Ok(()) };
+        self.store_failed(StoreOperation::SyncRun, &e);
+        let cfg = &analysis.config;
         let look = Look {
             number: run.last_look().map_or(1, |l| l.number + 1),
             time: req.now,
             window: LookWindow {
-                start: window.start,
-                end: window.end,
+                start: run.window_start,
+                end: req.now,
                 step_seconds: cfg.step.as_secs_f64(),
             },
             baseline: cfg.baseline_window.describe().to_string(),
-            weight,
-            step: (step > 0).then_some(step),
-            metrics: verdicts,
-            decision,
+            weight: req.weight,
+            step: None,
+            metrics: Vec::new(),
+            decision: Decision::inconclusive("the run store could not be read"),
         };
+        Err(Arc::new(persist::unrecorded(look, &e)))
+    }
+
+    /// The look's canary weight: the one sent, or the schedule's weight of
+    /// the step the gate has opened (none before the first opening or past
+    /// the last step).
+    fn weight_of(run: &Run, analysis: &Analysis, req: &LookRequest) -> Option<f64> {
+        req.weight.or_else(|| {
+            req.steps
+                .as_ref()
+                .or(analysis.config.steps.as_ref())
+                .and_then(|s| s.weight_of(run.step()))
+        })
+    }
+
+    /// The run's latest look when this delivery is a duplicate of it: within
+    /// the dedup window and at the same weight. A delivery at another weight
+    /// is a new step's first look (Argo measures a new step's run at once).
+    fn duplicate_of(
+        &self,
+        run: &Run,
+        analysis: &Analysis,
+        req: &LookRequest,
+        weight: Option<f64>,
+    ) -> Option<Arc<Look>> {
+        let last = run.last_look()?;
+        let duplicate = req.now - last.time < analysis.config.dedup_window.as_secs_f64()
+            && req.now >= last.time
+            && weight == last.weight;
+        if duplicate {
+            self.telemetry.duplicate_delivery();
+        }
+        duplicate.then(|| last.clone())
+    }
+
+    /// The canary's window (the run's, to `now`) and the baseline's.
+    fn windows(run: &Run, analysis: &Analysis, now: f64) -> (Window, Window) {
+        let step = analysis.config.step.0;
+        let window = Window {
+            start: run.window_start,
+            end: now,
+            step,
+        };
+        let baseline = match analysis.config.baseline_window {
+            BaselineWindow::Same => window,
+            // The primary before any traffic moved: a window as long as the
+            // canary's, ending where the run began.
+            BaselineWindow::BeforeRollout => Window {
+                start: run.window_start - (now - run.window_start),
+                end: run.window_start,
+                step,
+            },
+        };
+        (window, baseline)
+    }
+
+    /// Fetches every metric's arms concurrently; a metric still unanswered
+    /// at `deadline` is a timeout error (its look is judged without it).
+    async fn fetch_all(
+        &self,
+        analysis: &Analysis,
+        vars: &BTreeMap<String, String>,
+        window: &Window,
+        baseline_window: &Window,
+        deadline: tokio::time::Instant,
+    ) -> Vec<FetchedArms> {
+        let tasks = analysis.metrics.iter().map(|metric| async move {
+            let t = Instant::now();
+            let source = self.source.as_ref();
+            let both = async {
+                futures_util::join!(
+                    fetch_arm(source, metric, &metric.canary, vars, window),
+                    fetch_arm(source, metric, &metric.baseline, vars, baseline_window)
+                )
+            };
+            let (canary, baseline) = match tokio::time::timeout_at(deadline, both).await {
+                Ok(arms) => arms,
+                Err(_) => {
+                    let late = || Err(SourceError::Timeout(Self::fetch_budget()).into());
+                    (late(), late())
+                }
+            };
+            for error in [&canary, &baseline]
+                .into_iter()
+                .filter_map(|r| r.as_ref().err())
+            {
+                self.telemetry.fetch_error(error.kind());
+            }
+            self.telemetry.observe_query(
+                &metric.config.name,
+                t.elapsed(),
+                canary.is_err() || baseline.is_err(),
+            );
+            (canary, baseline)
+        });
+        futures_util::future::join_all(tasks).await
+    }
+
+    /// Commits `look` to the store and the run, then counts, logs and
+    /// announces it; the look the run now has is the answer (another
+    /// replica's, when it recorded this look number first; "cannot judge"
+    /// when it could not be recorded).
+    async fn commit(
+        &self,
+        run: &mut Run,
+        req: &LookRequest,
+        look: Look,
+        sequential: SequentialStates,
+        started: Instant,
+    ) -> Arc<Look> {
         let store_started = Instant::now();
-        let committed = persist::record(self.store.as_ref(), &mut run, look, sequential).await;
+        let committed = persist::record(self.store.as_ref(), run, look, sequential).await;
         self.telemetry
             .store_took(StoreOperation::RecordLook, store_started.elapsed());
         let look = match committed {
@@ -478,19 +504,16 @@ impl Engine {
             Ok(c) => {
                 // Another replica recorded this look first: its answer.
                 self.telemetry.duplicate_delivery();
-                return Ok(c.look);
+                return c.look;
             }
             Err((error, look)) => {
                 self.store_failed(StoreOperation::RecordLook, &error);
-                return Ok(Arc::new(persist::unrecorded(look, &error)));
+                return Arc::new(persist::unrecorded(look, &error));
             }
         };
-        self.telemetry.record_look(
-            &req.analysis,
-            &req.key.to_string(),
-            &look.decision,
-            started.elapsed(),
-        );
+        let key = req.key.to_string();
+        self.telemetry
+            .record_look(&req.analysis, &key, &look.decision, started.elapsed());
         tracing::info!(
             run = %req.key,
             analysis = %req.analysis,
@@ -503,7 +526,7 @@ impl Engine {
         if let Some(notifier) = &self.notifier {
             notifier.offer_for_run(run.id, &req.analysis, &req.key, &look);
         }
-        Ok(look)
+        look
     }
 
     /// Flagger's traffic gate (`confirm-traffic-increase`, called before

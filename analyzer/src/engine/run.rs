@@ -9,7 +9,9 @@
 //! current rollout step began.
 
 use super::judge::MetricVerdict;
-use super::sequential::SequentialState;
+use super::judge::StepClock;
+use super::sequential::SequentialStates;
+use crate::config::analysis::AnalysisConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,6 +61,17 @@ pub struct LookWindow {
     pub start: f64,
     pub end: f64,
     pub step_seconds: f64,
+}
+
+impl LookWindow {
+    /// The window of a look over `window`.
+    pub fn of(window: &crate::source::Window) -> Self {
+        LookWindow {
+            start: window.start,
+            end: window.end,
+            step_seconds: window.step.as_secs_f64(),
+        }
+    }
 }
 
 /// One judgement of every metric and the decision drawn from it.
@@ -136,7 +149,7 @@ pub struct Run {
     /// Set once the controller reported the rollout finished.
     pub closed: Option<String>,
     /// Sequential judges' state, by metric name.
-    pub sequential: BTreeMap<String, Option<SequentialState>>,
+    pub sequential: SequentialStates,
 }
 
 impl Run {
@@ -189,6 +202,22 @@ impl Run {
     /// opening (or when the controller never calls it).
     pub fn step(&self) -> usize {
         self.opened.map_or(0, |o| o.step)
+    }
+
+    /// Whether the run has lasted the analysis's minimum duration at `now`.
+    pub fn min_duration_met(&self, cfg: &AnalysisConfig, now: f64) -> bool {
+        now - self.first_look >= cfg.min_data.duration.as_secs_f64()
+    }
+
+    /// Where a look at `weight` taken at `now` stands in its step.
+    pub fn step_clock(&self, weight: Option<f64>, now: f64) -> StepClock {
+        let started = self.step_started(weight, now);
+        StepClock {
+            elapsed_seconds: now - started,
+            // An opening of the gate begins a step even at the run's first
+            // look (its weight goes up after it).
+            later_step: self.opened.is_some() || started > self.first_look,
+        }
     }
 
     /// When the current rollout step began, for a look at `weight` taken at

@@ -39,6 +39,10 @@ const TAU: f64 = 1.0;
 /// Dirichlet concentration of the traffic-split check (the reference value).
 const SRM_CONCENTRATION: f64 = 100.0;
 
+/// The sequential judges' state of a run, by metric name (`None` until the
+/// metric's first look with data).
+pub type SequentialStates = std::collections::BTreeMap<String, Option<SequentialState>>;
+
 /// One metric's sequential state within a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SequentialState {

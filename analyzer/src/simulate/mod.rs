@@ -222,6 +222,45 @@ mod tests {
         assert_ne!(a, c, "another seed gives other traffic");
     }
 
+    /// Flagger and Argo never send the weight: the daemon's judge told none
+    /// must keep its false aborts and its power when the weight steps
+    /// within the run (issue 16: within 1.5x of the weight-known rows).
+    #[test]
+    fn the_daemon_judge_needs_no_weight_when_the_weight_steps() {
+        let config = SimConfig {
+            threads: 2,
+            // Identical arms and the doubled error rate, weight stepping.
+            only_scenarios: Some(vec![4, 5]),
+            only_metrics: Some(vec![Metric::ErrorRate]),
+            ..SimConfig::new(60, 40, 11)
+        };
+        let results = simulate(&config, |_| {});
+        assert!(results.iter().all(|r| r.scenario.steps.is_some()));
+        let rows = summarize(&results);
+        let pairs = report::weight_unknown_pairs(&rows);
+        assert_eq!(pairs.len(), 2);
+        for (known, unknown) in pairs {
+            let rate = |k: usize, r: &report::Row| k as f64 / r.runs as f64;
+            if known.canary_worse {
+                let (k, u) = (
+                    rate(known.rule_abort, known),
+                    rate(unknown.rule_abort, unknown),
+                );
+                assert!(k >= 0.8, "weight known detects only {k}");
+                assert!(u * 1.5 >= k, "weight unknown detects {u}, known {k}");
+                let (kl, ul) = (
+                    known.median_abort_look.unwrap(),
+                    unknown.median_abort_look.unwrap(),
+                );
+                assert!(ul <= 1.5 * kl, "looks to detect: unknown {ul}, known {kl}");
+            } else {
+                // alpha = 5 %; 60 runs: a generous bound as below.
+                let u = rate(unknown.abort_any, unknown);
+                assert!(u <= 0.15, "weight unknown false aborts {u}");
+            }
+        }
+    }
+
     #[test]
     fn sequential_judge_controls_false_aborts_kayenta_does_not() {
         let results = simulate(&small(7, 2), |_| {});

@@ -15,7 +15,9 @@ use super::traffic::{
 use super::SimConfig;
 use crate::config::analysis::Analysis;
 use crate::engine::fetch::ArmData;
-use crate::engine::judge::{judge_metric, policy, JudgeContext, StepClock};
+use crate::engine::judge::{policy, JudgeContext, StepClock};
+use crate::engine::judgement::judge_look;
+use crate::engine::sequential::SequentialStates;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use verdict_judges::decision::{decide, Action, DecisionPolicy, MetricOutcome};
@@ -404,7 +406,7 @@ fn daemon_judge(
     weights: Option<&[f64]>,
 ) -> JudgeOutcome {
     let analysis = daemon_analysis(config, metric, base);
-    let mut state = None;
+    let mut sequential = SequentialStates::new();
     let (mut canary, mut baseline) = (ArmCounts::default(), ArmCounts::default());
     let mut outcome = JudgeOutcome::default();
     for (t, (c, b)) in increments.iter().enumerate() {
@@ -415,22 +417,17 @@ fn daemon_judge(
         // increase (as `StepWeights::weight_of` gives it).
         let weight = weights.map(|w| 100.0 * w[t]).filter(|w| *w > 0.0);
         let ctx = JudgeContext::new(&analysis, weight).at(LOOK_SECONDS * look_no as f64);
-        let verdict = judge_metric(
-            &analysis.metrics[0],
-            &ctx,
+        let arms = (
             Ok(Some(arm_data(metric, &canary))),
             Ok(Some(arm_data(metric, &baseline))),
-            &mut state,
         );
-        let decision = decide(
-            &[verdict.outcome()],
-            &policy(
-                &analysis.config,
-                t + 1 >= config.min_looks,
-                StepClock::UNSTEPPED,
-            ),
+        let policy = policy(
+            &analysis.config,
+            t + 1 >= config.min_looks,
+            StepClock::UNSTEPPED,
         );
-        match decision.action {
+        let judgement = judge_look(&analysis, &ctx, [arms], &mut sequential, &policy);
+        match judgement.decision.action {
             Action::Abort => {
                 outcome.first_abort = Some(look_no);
                 break;

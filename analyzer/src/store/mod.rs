@@ -31,7 +31,6 @@ pub mod sqlite;
 use crate::config::store::{StoreBackend, StoreSettings};
 use crate::config::Config;
 use crate::engine::run::{Look, RunKey, StepOpening};
-use crate::engine::sequential::SequentialState;
 use crate::kayenta_api::repository::KayentaRepositories;
 pub use crate::source::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -58,8 +57,7 @@ pub enum StoreError {
     UnknownSchema(i64),
 }
 
-/// The sequential judges' state of a run, by metric name.
-pub type SequentialStates = BTreeMap<String, Option<SequentialState>>;
+pub use crate::engine::sequential::SequentialStates;
 
 /// A run as it starts: what the engine knows at its first look.
 #[derive(Debug, Clone)]
