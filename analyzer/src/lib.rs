@@ -18,6 +18,7 @@ pub mod recording;
 pub mod reload;
 pub mod replay;
 pub mod report;
+pub mod secret;
 pub mod serve_tls;
 pub mod simulate;
 pub mod source;

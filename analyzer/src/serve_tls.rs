@@ -12,7 +12,7 @@
 //! connections and runs each handshake in a task of its own, bounded in time
 //! and in number, so a slow or silent client cannot hold up the others.
 
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Reload, Telemetry};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
@@ -139,11 +139,11 @@ pub async fn watch(store: Arc<CertStore>, telemetry: Arc<Telemetry>, interval: D
         };
         match store.reload() {
             Ok(()) => {
-                telemetry.tls_reloads.with_label_values(&["success"]).inc();
+                telemetry.tls_reloaded(Reload::Success);
                 tracing::info!(reason, cert = %store.cert_file.display(), "TLS certificate reloaded");
             }
             Err(e) => {
-                telemetry.tls_reloads.with_label_values(&["failure"]).inc();
+                telemetry.tls_reloaded(Reload::Failure);
                 tracing::error!(
                     reason,
                     "TLS certificate reload refused, keeping the old one: {e}"
@@ -217,11 +217,11 @@ async fn accept_loop(
                     let _ = ready.send((tls, peer)).await;
                 }
                 Ok(Err(e)) => {
-                    telemetry.tls_handshake_failures.inc();
+                    telemetry.tls_handshake_failed();
                     tracing::debug!(%peer, "TLS handshake failed: {e}");
                 }
                 Err(_) => {
-                    telemetry.tls_handshake_failures.inc();
+                    telemetry.tls_handshake_failed();
                     tracing::debug!(%peer, "TLS handshake timed out");
                 }
             }

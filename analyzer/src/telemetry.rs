@@ -3,57 +3,52 @@
 //! Every observable behaviour has a counter or histogram here; the Grafana
 //! dashboards under `grafana/` read exactly these names (a test checks).
 
-use crate::engine::run::Look;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
     Registry, TextEncoder,
 };
 use std::time::Duration;
+use verdict_judges::decision::{Action, Decision};
 
-/// The registry and every metric Verdict exports.
+mod labels;
+pub use labels::{
+    Controller, Delivery, FlaggerEventType, KayentaExecution, Reload, StoreOperation,
+};
+
+/// The registry and every metric Verdict exports. Events are counted by
+/// the methods below, which name what happened and hold the label values;
+/// the few fields still public are read by tests.
 pub struct Telemetry {
     registry: Registry,
-    pub looks: IntCounterVec,
-    pub look_seconds: HistogramVec,
-    pub run_score: GaugeVec,
-    pub judge_seconds: Histogram,
-    pub query_seconds: HistogramVec,
-    pub query_errors: IntCounterVec,
-    pub fetch_errors: IntCounterVec,
-    pub answer_budget_exceeded: IntCounterVec,
-    pub duplicate_deliveries: IntCounter,
-    pub http_requests: IntCounterVec,
-    pub http_seconds: HistogramVec,
-    pub flagger_events: IntCounterVec,
+    looks: IntCounterVec,
+    look_seconds: HistogramVec,
+    run_score: GaugeVec,
+    judge_seconds: Histogram,
+    query_seconds: HistogramVec,
+    query_errors: IntCounterVec,
+    fetch_errors: IntCounterVec,
+    answer_budget_exceeded: IntCounterVec,
+    duplicate_deliveries: IntCounter,
+    http_requests: IntCounterVec,
+    http_seconds: HistogramVec,
+    flagger_events: IntCounterVec,
     /// Openings of Flagger's traffic gate (each begins a rollout step).
-    pub gate_openings: IntCounter,
-    pub config_reloads: IntCounterVec,
+    gate_openings: IntCounter,
+    config_reloads: IntCounterVec,
     pub notifications: IntCounterVec,
     pub notification_retries: IntCounterVec,
-    pub notification_seconds: HistogramVec,
+    notification_seconds: HistogramVec,
     pub notifications_repeated: IntCounterVec,
-    pub http_unauthorized: IntCounterVec,
-    pub tls_reloads: IntCounterVec,
-    pub tls_handshake_failures: IntCounter,
-    pub store_errors: IntCounterVec,
-    pub store_seconds: HistogramVec,
-    pub retention_deleted_looks: IntCounter,
+    http_unauthorized: IntCounterVec,
+    tls_reloads: IntCounterVec,
+    tls_handshake_failures: IntCounter,
+    store_errors: IntCounterVec,
+    store_seconds: HistogramVec,
+    retention_deleted_looks: IntCounter,
     pub retention_deleted_kayenta_executions: IntCounter,
     /// Kayenta-compatible executions, by how they ended.
-    pub kayenta_executions: IntCounterVec,
+    kayenta_executions: IntCounterVec,
 }
-
-/// Run store operations, as labelled in `verdict_store_errors_total`.
-pub const STORE_OPERATIONS: &[&str] = &[
-    "open_run",
-    "sync_run",
-    "record_look",
-    "close_run",
-    "open_step",
-    "record_event",
-    "record_notification",
-    "retention",
-];
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -225,8 +220,8 @@ impl Telemetry {
             "TLS handshakes that failed or timed out.",
         )
         .expect("metric");
-        for result in ["success", "failure"] {
-            tls_reloads.with_label_values(&[result]);
+        for result in [Reload::Success, Reload::Failure] {
+            tls_reloads.with_label_values(&[result.as_str()]);
         }
         let store_errors = IntCounterVec::new(
             Opts::new(
@@ -255,19 +250,23 @@ impl Telemetry {
             "Ended Kayenta-API executions deleted by the retention job.",
         )
         .expect("metric");
-        for operation in STORE_OPERATIONS {
-            store_errors.with_label_values(&[operation]);
+        for operation in StoreOperation::PRE_REGISTERED {
+            store_errors.with_label_values(&[operation.as_str()]);
         }
         // Label values known in advance start at zero, so the series exist
         // (and `rate()` and alerts work) before the first event.
-        for result in ["success", "failure"] {
-            config_reloads.with_label_values(&[result]);
+        for result in [Reload::Success, Reload::Failure] {
+            config_reloads.with_label_values(&[result.as_str()]);
         }
-        for kind in ["Normal", "Warning", "other"] {
-            flagger_events.with_label_values(&[kind]);
+        for kind in [
+            FlaggerEventType::Normal,
+            FlaggerEventType::Warning,
+            FlaggerEventType::Other,
+        ] {
+            flagger_events.with_label_values(&[kind.as_str()]);
         }
-        for api in ["flagger", "argo"] {
-            answer_budget_exceeded.with_label_values(&[api]);
+        for api in [Controller::Flagger, Controller::Argo] {
+            answer_budget_exceeded.with_label_values(&[api.as_str()]);
         }
         let kayenta_executions = IntCounterVec::new(
             Opts::new(
@@ -277,8 +276,12 @@ impl Telemetry {
             &["status"],
         )
         .expect("metric");
-        for status in ["started", "succeeded", "terminal"] {
-            kayenta_executions.with_label_values(&[status]);
+        for status in [
+            KayentaExecution::Started,
+            KayentaExecution::Succeeded,
+            KayentaExecution::Terminal,
+        ] {
+            kayenta_executions.with_label_values(&[status.as_str()]);
         }
         for m in [
             Box::new(looks.clone()) as Box<dyn prometheus::core::Collector>,
@@ -341,6 +344,7 @@ impl Telemetry {
         }
     }
 
+    /// One metric fetched (both arms), failed or not.
     pub fn observe_query(&self, metric: &str, elapsed: Duration, failed: bool) {
         self.query_seconds
             .with_label_values(&[metric])
@@ -353,16 +357,172 @@ impl Telemetry {
         }
     }
 
-    pub fn record_look(&self, analysis: &str, run: &str, look: &Look, elapsed: Duration) {
+    /// One arm of a metric could not be fetched; `kind` is
+    /// `engine::fetch::FetchError::kind`.
+    pub fn fetch_error(&self, kind: &'static str) {
+        self.fetch_errors.with_label_values(&[kind]).inc();
+    }
+
+    /// A look taken and recorded, with its decision.
+    pub fn record_look(&self, analysis: &str, run: &str, decision: &Decision, elapsed: Duration) {
         self.looks
-            .with_label_values(&[analysis, look.decision.action.as_str()])
+            .with_label_values(&[analysis, decision.action.as_str()])
             .inc();
         self.look_seconds
             .with_label_values(&[analysis])
             .observe(elapsed.as_secs_f64());
         self.run_score
             .with_label_values(&[analysis, run])
-            .set(look.decision.score);
+            .set(decision.score);
+    }
+
+    /// Time spent judging and deciding one look.
+    pub fn judged(&self, elapsed: Duration) {
+        self.judge_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// A delivery answered from the run's previous look.
+    pub fn duplicate_delivery(&self) {
+        self.duplicate_deliveries.inc();
+    }
+
+    /// Flagger's traffic gate opened: a rollout step begins.
+    pub fn gate_opened(&self) {
+        self.gate_openings.inc();
+    }
+
+    /// A webhook of `controller` answered "cannot judge" for want of time.
+    pub fn answer_budget_exceeded(&self, controller: Controller) {
+        self.answer_budget_exceeded
+            .with_label_values(&[controller.as_str()])
+            .inc();
+    }
+
+    /// A Flagger event webhook received.
+    pub fn flagger_event(&self, event_type: FlaggerEventType) {
+        self.flagger_events
+            .with_label_values(&[event_type.as_str()])
+            .inc();
+    }
+
+    /// An HTTP request answered, by route (the matched path).
+    pub fn http_request(&self, route: &str, status: axum::http::StatusCode, elapsed: Duration) {
+        self.http_requests
+            .with_label_values(&[route, status.as_str()])
+            .inc();
+        self.http_seconds
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A request refused for want of a valid token; `reason` is the
+    /// refusal's label (`missing`, `malformed`, `invalid`).
+    pub fn unauthorized(&self, route: &str, reason: &'static str) {
+        self.http_unauthorized
+            .with_label_values(&[route, reason])
+            .inc();
+    }
+
+    /// A config reload, applied or refused.
+    pub fn config_reloaded(&self, result: Reload) {
+        self.config_reloads
+            .with_label_values(&[result.as_str()])
+            .inc();
+    }
+
+    /// A reload of the serving certificate, applied or refused.
+    pub fn tls_reloaded(&self, result: Reload) {
+        self.tls_reloads.with_label_values(&[result.as_str()]).inc();
+    }
+
+    /// A TLS handshake failed or timed out.
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.inc();
+    }
+
+    /// A run store operation failed.
+    pub fn store_failed(&self, operation: StoreOperation) {
+        self.store_errors
+            .with_label_values(&[operation.as_str()])
+            .inc();
+    }
+
+    /// Time of a run store operation on the look path.
+    pub fn store_took(&self, operation: StoreOperation, elapsed: Duration) {
+        self.store_seconds
+            .with_label_values(&[operation.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Looks deleted by the retention job.
+    pub fn pruned_looks(&self, deleted: u64) {
+        self.retention_deleted_looks.inc_by(deleted);
+    }
+
+    /// Ended Kayenta-API executions deleted by the retention job.
+    pub fn pruned_kayenta_executions(&self, deleted: u64) {
+        self.retention_deleted_kayenta_executions.inc_by(deleted);
+    }
+
+    /// A Kayenta-API execution started or ended.
+    pub fn kayenta_execution(&self, status: KayentaExecution) {
+        self.kayenta_executions
+            .with_label_values(&[status.as_str()])
+            .inc();
+    }
+
+    /// Series of a notification channel at zero, for every decision it
+    /// wants, before its first notification (so rates and alerts on them
+    /// are defined).
+    pub fn notification_channel(&self, channel: &str, decisions: &[Action]) {
+        for decision in decisions {
+            for result in [Delivery::Sent, Delivery::Failed, Delivery::Dropped] {
+                self.notifications.with_label_values(&[
+                    channel,
+                    decision.as_str(),
+                    result.as_str(),
+                ]);
+            }
+        }
+        self.notification_retries.with_label_values(&[channel]);
+    }
+
+    /// A notification of `decision` on `channel` sent or given up, `elapsed`
+    /// after the decision (retries included).
+    pub fn notification_delivered(
+        &self,
+        channel: &str,
+        decision: Action,
+        result: Delivery,
+        elapsed: Duration,
+    ) {
+        self.notifications
+            .with_label_values(&[channel, decision.as_str(), result.as_str()])
+            .inc();
+        self.notification_seconds
+            .with_label_values(&[channel, result.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A notification of `decision` on `channel` dropped before the queue.
+    pub fn notification_dropped(&self, channel: &str, decision: Action) {
+        self.notifications
+            .with_label_values(&[channel, decision.as_str(), Delivery::Dropped.as_str()])
+            .inc();
+    }
+
+    /// A notification attempt after the first.
+    pub fn notification_retried(&self, channel: &str) {
+        self.notification_retries
+            .with_label_values(&[channel])
+            .inc();
+    }
+
+    /// A decision not notified: the run's last notification had the same.
+    pub fn notification_repeated(&self, decision: Action) {
+        self.notifications_repeated
+            .with_label_values(&[decision.as_str()])
+            .inc();
     }
 
     /// Forgets a finished run's gauge so closed runs do not pile up.

@@ -610,18 +610,21 @@ fn rollouts_pass_every_argument_their_templates_need() {
 /// The metric names Verdict exports. Vector metrics appear in the
 /// exposition only once they have a label value, so give each one.
 fn exported_metric_names() -> BTreeSet<String> {
-    let t = verdict::telemetry::Telemetry::new();
-    t.looks.with_label_values(&["a", "promote"]).inc();
-    t.look_seconds.with_label_values(&["a"]).observe(0.1);
-    t.run_score.with_label_values(&["a", "r"]).set(100.0);
-    t.judge_seconds.observe(0.1);
-    t.query_seconds.with_label_values(&["m"]).observe(0.1);
-    t.query_errors.with_label_values(&["m"]).inc();
-    t.duplicate_deliveries.inc();
-    t.http_requests.with_label_values(&["/r", "200"]).inc();
-    t.http_seconds.with_label_values(&["/r"]).observe(0.1);
-    t.flagger_events.with_label_values(&["Normal"]).inc();
-    t.config_reloads.with_label_values(&["success"]).inc();
+    use verdict::telemetry::{FlaggerEventType, Reload, Telemetry};
+    let t = Telemetry::new();
+    let d = std::time::Duration::from_millis(100);
+    let promote = verdict_judges::decision::Decision {
+        action: verdict_judges::decision::Action::Promote,
+        score: 100.0,
+        ..verdict_judges::decision::Decision::inconclusive("")
+    };
+    t.record_look("a", "r", &promote, d);
+    t.judged(d);
+    t.observe_query("m", d, true);
+    t.duplicate_delivery();
+    t.http_request("/r", axum::http::StatusCode::OK, d);
+    t.flagger_event(FlaggerEventType::Normal);
+    t.config_reloaded(Reload::Success);
     let names: BTreeSet<String> = t
         .render()
         .lines()

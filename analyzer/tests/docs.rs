@@ -28,6 +28,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use verdict::config::{self, ConfigError};
+use verdict::secret::Secret;
 
 /// The pages whose examples are checked.
 const PAGES: &[&str] = &[
@@ -532,7 +533,13 @@ fn documented_environment_overrides_take_effect() {
             }),
             "VERDICT_PROMETHEUS__RETRIES" => ("", "5", &[], |c| c.settings.prometheus.retries == 5),
             "VERDICT_PROMETHEUS__BEARER_TOKEN_FILE" => ("", "token", &[], |c| {
-                c.credentials.bearer_token.as_deref() == Some("t0ken")
+                c.settings
+                    .prometheus
+                    .credentials
+                    .bearer_token
+                    .as_ref()
+                    .map(Secret::expose)
+                    == Some("t0ken")
             }),
             "VERDICT_STORE__BACKEND" => ("", "memory", &[], |c| {
                 c.settings.store.backend == config::store::StoreBackend::Memory
@@ -541,13 +548,17 @@ fn documented_environment_overrides_take_effect() {
                 c.settings.store.path.as_deref() == Some(std::path::Path::new("other.db"))
             }),
             "VERDICT_STORE__URL_FILE" => (postgres, "pg-url", &[], |c| {
-                c.credentials.store_url.as_deref() == Some("postgres://verdict@db/verdict")
+                c.credentials.store_url.as_ref().map(Secret::expose)
+                    == Some("postgres://verdict@db/verdict")
             }),
             "VERDICT_STORE__URL_ENV" => (
                 postgres,
                 "PG",
                 &[("PG", "postgres://verdict@db/verdict")],
-                |c| c.credentials.store_url.as_deref() == Some("postgres://verdict@db/verdict"),
+                |c| {
+                    c.credentials.store_url.as_ref().map(Secret::expose)
+                        == Some("postgres://verdict@db/verdict")
+                },
             ),
             "VERDICT_STORE__POOL_SIZE" => ("", "9", &[], |c| c.settings.store.pool_size == 9),
             other => panic!("{other} is documented in docs/configuration.md but not checked here"),

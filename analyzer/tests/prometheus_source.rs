@@ -10,19 +10,21 @@ use std::time::{Duration, Instant};
 
 use support::prometheus::{OpenMetrics, PrometheusServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use verdict::config::duration::PromDuration;
+use verdict::secret::Secret;
 use verdict::source::increments::{
     counter_increase, histogram_increments, sum_counter_increase, Bucket,
 };
-use verdict::source::prometheus::{PrometheusConfig, PrometheusSource};
+use verdict::source::prometheus::{PrometheusSettings, PrometheusSource};
 use verdict::source::{SourceError, Window};
 
 fn source(url: &str) -> PrometheusSource {
-    let mut config = PrometheusConfig::new(url);
-    config.timeout = Duration::from_secs(5);
+    let mut config = PrometheusSettings::new(url);
+    config.timeout = PromDuration::from_secs(5);
     config.retries = 2;
     config.backoff = Duration::from_millis(20);
     config.max_backoff = Duration::from_millis(200);
-    PrometheusSource::new(config).expect("valid config")
+    PrometheusSource::new(&config).expect("valid config")
 }
 
 /// `[base + from, base + to]` every `step` seconds.
@@ -176,10 +178,10 @@ async fn unknown_metric_is_empty_not_an_error() {
 #[tokio::test]
 async fn malformed_query_is_bad_query_without_retries() {
     let server = PrometheusServer::start_with_openmetrics("# EOF\n");
-    let mut config = PrometheusConfig::new(&server.url);
+    let mut config = PrometheusSettings::new(&server.url);
     config.retries = 3;
     config.backoff = Duration::from_secs(2); // a retry would show in the time
-    let src = PrometheusSource::new(config).expect("valid config");
+    let src = PrometheusSource::new(&config).expect("valid config");
     let started = Instant::now();
     let err = src
         .query_range("sum(rate(x[5m]", &window(&server, 0, 60, 30))
@@ -341,10 +343,10 @@ async fn honours_retry_after_on_429() {
         body: "slow down",
     };
     let stub = stub(vec![limited, OK]).await;
-    let mut config = PrometheusConfig::new(&stub.url);
+    let mut config = PrometheusSettings::new(&stub.url);
     config.backoff = Duration::from_millis(10);
     config.max_backoff = Duration::from_secs(5);
-    let src = PrometheusSource::new(config).expect("valid config");
+    let src = PrometheusSource::new(&config).expect("valid config");
     let started = Instant::now();
     src.query_range("up", &ANY_WINDOW)
         .await
@@ -396,9 +398,9 @@ async fn client_errors_are_not_retried() {
 #[tokio::test]
 async fn sends_bearer_token() {
     let stub = stub(vec![OK]).await;
-    let mut config = PrometheusConfig::new(&stub.url);
-    config.bearer_token = Some("tok123".into());
-    PrometheusSource::new(config)
+    let mut config = PrometheusSettings::new(&stub.url);
+    config.credentials.bearer_token = Some(Secret::new("tok123"));
+    PrometheusSource::new(&config)
         .expect("valid config")
         .query_range("up", &ANY_WINDOW)
         .await
@@ -419,9 +421,9 @@ async fn sends_bearer_token() {
 #[tokio::test]
 async fn sends_basic_auth() {
     let stub = stub(vec![OK]).await;
-    let mut config = PrometheusConfig::new(&stub.url);
-    config.basic_auth = Some(("user".into(), "pass".into()));
-    PrometheusSource::new(config)
+    let mut config = PrometheusSettings::new(&stub.url);
+    config.credentials.basic_auth = Some(("user".into(), Secret::new("pass")));
+    PrometheusSource::new(&config)
         .expect("valid config")
         .query_range("up", &ANY_WINDOW)
         .await
@@ -449,12 +451,12 @@ async fn slow_backend_times_out() {
             open.push(conn);
         }
     });
-    let mut config = PrometheusConfig::new(&url);
-    config.timeout = Duration::from_millis(200);
+    let mut config = PrometheusSettings::new(&url);
+    config.timeout = PromDuration(Duration::from_millis(200));
     config.retries = 1;
     config.backoff = Duration::from_millis(10);
     let started = Instant::now();
-    let err = PrometheusSource::new(config)
+    let err = PrometheusSource::new(&config)
         .expect("valid config")
         .query_range("up", &ANY_WINDOW)
         .await

@@ -137,10 +137,7 @@ async fn looks_are_committed_with_their_explanation() {
     assert_eq!(m.statistics["test"], "conditional-odds-ratio-e-process");
     assert_eq!(run.decision, Some(detail.looks[2].decision.action));
     // Closing ends the run; the next look starts a new one.
-    assert!(
-        e.close_at("web", &scenario::key(), "Succeeded", 9999.0)
-            .await
-    );
+    assert!(e.close("web", &scenario::key(), "Succeeded", 9999.0).await);
     let closed = store.get_run(run.id).await.unwrap().unwrap().run;
     assert_eq!(closed.outcome.as_deref(), Some("Succeeded"));
     assert_eq!(closed.ended_at, Some(9999.0));

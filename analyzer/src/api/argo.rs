@@ -27,6 +27,7 @@ use super::{check_var_name, parse_weight, ApiError, AppState};
 use crate::config::template::{validate_k8s_name, validate_token};
 use crate::engine::run::{Look, RunKey};
 use crate::engine::{Engine, LookRequest};
+use crate::telemetry::Controller;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -220,11 +221,7 @@ async fn handle(
         }
         Ok(Err(e)) => Err(e.into()),
         Err(_) => {
-            engine
-                .telemetry()
-                .answer_budget_exceeded
-                .with_label_values(&["argo"])
-                .inc();
+            engine.telemetry().answer_budget_exceeded(Controller::Argo);
             Err(ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: "the analysis did not finish within the answer budget".into(),

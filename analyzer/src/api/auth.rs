@@ -148,12 +148,7 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let refuse = |why: Refusal| {
-        state
-            .engine
-            .telemetry()
-            .http_unauthorized
-            .with_label_values(&[&route, why.as_str()])
-            .inc();
+        state.engine.telemetry().unauthorized(&route, why.as_str());
         (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],

@@ -33,6 +33,7 @@ use crate::config::analysis::StepWeights;
 use crate::config::template::{validate_k8s_name, validate_token};
 use crate::engine::run::RunKey;
 use crate::engine::{Engine, GateAnswer, LookRequest};
+use crate::telemetry::{Controller, FlaggerEventType, StoreOperation};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -154,7 +155,7 @@ async fn handle(
         HookType::ConfirmRollout => Ok((StatusCode::OK, "rollout may start").into_response()),
         HookType::PostRollout => {
             let closed = engine
-                .close_at(&analysis, &payload.key(), &payload.phase, state.now())
+                .close(&analysis, &payload.key(), &payload.phase, state.now())
                 .await;
             let text = if closed { "run closed" } else { "no open run" };
             Ok((StatusCode::OK, text).into_response())
@@ -189,24 +190,11 @@ async fn record_event(
     payload: &FlaggerWebhook,
 ) -> Result<Response, ApiError> {
     let engine = &state.engine;
-    let kind = payload
-        .metadata
-        .get("eventType")
-        .map(String::as_str)
-        .unwrap_or("unknown");
-    let kind = if matches!(kind, "Normal" | "Warning") {
-        kind
-    } else {
-        "other"
-    };
-    engine
-        .telemetry()
-        .flagger_events
-        .with_label_values(&[kind])
-        .inc();
+    let kind = FlaggerEventType::of(payload.metadata.get("eventType").map(String::as_str));
+    engine.telemetry().flagger_event(kind);
     tracing::info!(
         run = %payload.key(),
-        event_type = kind,
+        event_type = kind.as_str(),
         message = payload.metadata.get("eventMessage").map(String::as_str).unwrap_or(""),
         "flagger event"
     );
@@ -218,7 +206,7 @@ async fn record_event(
         namespace: payload.namespace.clone(),
         name: payload.name.clone(),
         phase: payload.phase.clone(),
-        event_type: kind.to_string(),
+        event_type: kind.as_str().to_string(),
         message: payload
             .metadata
             .get("eventMessage")
@@ -227,11 +215,7 @@ async fn record_event(
         metadata: payload.metadata.clone(),
     };
     if let Err(e) = engine.store().record_event(&event).await {
-        engine
-            .telemetry()
-            .store_errors
-            .with_label_values(&["record_event"])
-            .inc();
+        engine.telemetry().store_failed(StoreOperation::RecordEvent);
         tracing::error!("run store: {e}");
         return Err(ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -271,9 +255,7 @@ async fn look_and_answer(engine: &Engine, hook: HookType, request: LookRequest) 
         Err(_) => {
             engine
                 .telemetry()
-                .answer_budget_exceeded
-                .with_label_values(&["flagger"])
-                .inc();
+                .answer_budget_exceeded(Controller::Flagger);
             // Out of time: answer as "cannot judge", which fails closed.
             let d = Decision::inconclusive("the analysis did not finish within the answer budget");
             let (status, text) = respond(hook, &d);

@@ -155,15 +155,10 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
     let response = next.run(req).await;
-    let telemetry = state.engine.telemetry();
-    telemetry
-        .http_requests
-        .with_label_values(&[&route, response.status().as_str()])
-        .inc();
-    telemetry
-        .http_seconds
-        .with_label_values(&[&route])
-        .observe(started.elapsed().as_secs_f64());
+    state
+        .engine
+        .telemetry()
+        .http_request(&route, response.status(), started.elapsed());
     response
 }
 

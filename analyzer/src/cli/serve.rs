@@ -13,7 +13,7 @@ use crate::engine::Engine;
 use crate::notify::{NotificationLog, Notifier, StoreLog};
 use crate::source::prometheus::PrometheusSource;
 use crate::source::SeriesSource;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Reload, Telemetry};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -62,18 +62,9 @@ fn init_logging(format: LogFormat) {
 
 /// Builds the metric source from the config's Prometheus settings.
 pub fn prometheus_source(config: &Config) -> anyhow::Result<Arc<dyn SeriesSource>> {
-    let p = &config.settings.prometheus;
-    let source = PrometheusSource::new(crate::source::prometheus::PrometheusConfig {
-        bearer_token: config.credentials.bearer_token.clone(),
-        basic_auth: config.credentials.basic_auth.clone(),
-        timeout: p.timeout.0,
-        retries: p.retries,
-        max_response_bytes: p.max_response_bytes,
-        tls_ca_pem: config.credentials.tls_ca_pem.clone(),
-        tls_insecure_skip_verify: p.tls.insecure_skip_verify,
-        ..crate::source::prometheus::PrometheusConfig::new(p.url.clone())
-    })?;
-    Ok(Arc::new(source))
+    Ok(Arc::new(PrometheusSource::new(
+        &config.settings.prometheus,
+    )?))
 }
 
 /// Starts the notification worker when the config names channels. Outcomes
@@ -280,18 +271,12 @@ async fn reload_loop(mut current: Config, engine: Arc<Engine>, auth: Arc<Authent
                 auth.set(new.credentials.api_tokens.clone());
                 last_secrets = secret_stamps(&new);
                 engine.set_analyses(new.analyses.clone());
-                telemetry
-                    .config_reloads
-                    .with_label_values(&["success"])
-                    .inc();
+                telemetry.config_reloaded(Reload::Success);
                 tracing::info!(reason, analyses = ?new.analyses.keys().collect::<Vec<_>>(), "config reloaded");
                 current = new;
             }
             Err(e) => {
-                telemetry
-                    .config_reloads
-                    .with_label_values(&["failure"])
-                    .inc();
+                telemetry.config_reloaded(Reload::Failure);
                 tracing::error!(
                     reason,
                     "config reload refused, keeping the last good config: {e}"

@@ -17,6 +17,8 @@ pub mod store;
 pub mod template;
 pub mod tokens;
 
+use crate::secret::Secret;
+use crate::source::prometheus::PrometheusSettings;
 use analysis::{Analysis, AnalysisConfig, FieldError};
 use duration::PromDuration;
 use serde::Deserialize;
@@ -89,109 +91,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where and how to reach Prometheus (or Thanos, Mimir, VictoriaMetrics).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrometheusSettings {
-    #[serde(default = "default_prometheus_url")]
-    pub url: String,
-    /// File holding a bearer token (read at load; never logged).
-    #[serde(default)]
-    pub bearer_token_file: Option<PathBuf>,
-    #[serde(default)]
-    pub basic_auth: Option<BasicAuthSettings>,
-    /// Budget of one query attempt.
-    #[serde(default = "default_query_timeout")]
-    pub timeout: PromDuration,
-    /// Retries after the first attempt (5xx, 429, connection errors).
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    /// Largest Prometheus answer read, in bytes; a larger one is an error
-    /// for that metric (a query selecting far more series than intended).
-    #[serde(default = "default_max_response_bytes")]
-    pub max_response_bytes: usize,
-    /// TLS for `https://` URLs (the system's roots are always trusted).
-    #[serde(default)]
-    pub tls: TlsSettings,
-}
-
-/// TLS settings of the Prometheus connection.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsSettings {
-    /// PEM file of extra CA certificates (a private CA); read at load.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Accept any server certificate. Only for test setups: it gives up the
-    /// server's identity, and Verdict logs a warning at start.
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-}
-
-fn default_prometheus_url() -> String {
-    "http://127.0.0.1:9090".into()
-}
-fn default_query_timeout() -> PromDuration {
-    PromDuration::from_secs(3)
-}
-fn default_retries() -> u32 {
-    2
-}
-fn default_max_response_bytes() -> usize {
-    crate::source::prometheus::PrometheusConfig::new("").max_response_bytes
-}
-
-impl Default for PrometheusSettings {
-    fn default() -> Self {
-        PrometheusSettings {
-            url: default_prometheus_url(),
-            bearer_token_file: None,
-            basic_auth: None,
-            timeout: default_query_timeout(),
-            retries: default_retries(),
-            max_response_bytes: default_max_response_bytes(),
-            tls: TlsSettings::default(),
-        }
-    }
-}
-
-/// Basic auth with the password in a file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BasicAuthSettings {
-    pub username: String,
-    pub password_file: PathBuf,
-}
-
-/// Secrets read from the files the settings name.
-#[derive(Clone, Default)]
+/// Secrets read from the files and variables the settings name, besides
+/// Prometheus's (kept with its settings, [`PrometheusSettings::credentials`]).
+#[derive(Debug, Clone, Default)]
 pub struct Credentials {
-    pub bearer_token: Option<String>,
-    pub basic_auth: Option<(String, String)>,
-    /// Contents of `prometheus.tls.ca_file`.
-    pub tls_ca_pem: Option<Vec<u8>>,
     /// Tokens of `auth.token_file` (as digests).
     pub api_tokens: Option<tokens::Tokens>,
     /// The PostgreSQL URL of `store.url_file` / `store.url_env` (has a password).
-    pub store_url: Option<String>,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print secrets, not even in debug logs.
-        f.debug_struct("Credentials")
-            .field(
-                "bearer_token",
-                &self.bearer_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field(
-                "basic_auth",
-                &self.basic_auth.as_ref().map(|(u, _)| (u, "<redacted>")),
-            )
-            .field("api_tokens", &self.api_tokens)
-            .field("store_url", &self.store_url.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
+    pub store_url: Option<Secret>,
 }
 
 /// A loaded, validated configuration.
@@ -380,7 +287,7 @@ pub fn load_str(
     let mut credentials = Credentials::default();
     if let Some(file) = &settings.prometheus.bearer_token_file {
         match read_secret(base, file) {
-            Ok(token) => credentials.bearer_token = Some(token),
+            Ok(token) => settings.prometheus.credentials.bearer_token = Some(Secret::new(token)),
             Err(e) => problems.push(locate_problem(
                 text,
                 format,
@@ -391,7 +298,10 @@ pub fn load_str(
     }
     if let Some(auth) = &settings.prometheus.basic_auth {
         match read_secret(base, &auth.password_file) {
-            Ok(password) => credentials.basic_auth = Some((auth.username.clone(), password)),
+            Ok(password) => {
+                settings.prometheus.credentials.basic_auth =
+                    Some((auth.username.clone(), Secret::new(password)))
+            }
             Err(e) => problems.push(locate_problem(
                 text,
                 format,
@@ -413,7 +323,7 @@ pub fn load_str(
                 )),
             });
         match checked {
-            Ok(pem) => credentials.tls_ca_pem = Some(pem),
+            Ok(pem) => settings.prometheus.credentials.tls_ca_pem = Some(pem),
             Err(e) => problems.push(locate_problem(text, format, "prometheus.tls.ca_file", e)),
         }
     }
@@ -446,7 +356,7 @@ pub fn load_str(
     }
     let env_var = |name: &str| env.get(name).cloned();
     match settings.store.read_url(base, &env_var) {
-        Ok(url) => credentials.store_url = url,
+        Ok(url) => credentials.store_url = url.map(Secret::new),
         Err((field, message)) => problems.push(locate_problem(text, format, field, message)),
     }
     if !problems.is_empty() {

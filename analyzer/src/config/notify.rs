@@ -11,9 +11,9 @@ use super::analysis::FieldError;
 use super::duration::PromDuration;
 use super::template::validate_token;
 use super::{read_secret, url_is_http};
+use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use verdict_judges::decision::Action;
@@ -122,34 +122,6 @@ fn default_max_backoff() -> PromDuration {
     PromDuration::from_secs(30)
 }
 
-/// A credential read at load. Printing it, by `Debug` or `Display`, shows
-/// `<redacted>`; only [`Secret::expose`] gives the text.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(text: impl Into<String>) -> Self {
-        Secret(text.into())
-    }
-
-    /// The secret's text, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 /// A channel ready to send to: secrets read, settings checked.
 #[derive(Debug, Clone)]
 pub struct Channel {
@@ -208,9 +180,9 @@ fn secret_from(
 ) -> Result<Option<Secret>, String> {
     match (file, var) {
         (Some(_), Some(_)) => Err("set either the _file or the _env form, not both".into()),
-        (Some(file), None) => read_secret(base, file).map(|s| Some(Secret(s))),
+        (Some(file), None) => read_secret(base, file).map(|s| Some(Secret::new(s))),
         (None, Some(var)) => match env.get(var).map(|v| v.trim()) {
-            Some(v) if !v.is_empty() => Ok(Some(Secret(v.to_string()))),
+            Some(v) if !v.is_empty() => Ok(Some(Secret::new(v))),
             Some(_) => Err(format!("environment variable {var} is empty")),
             None => Err(format!("environment variable {var} is not set")),
         },

@@ -19,7 +19,7 @@ use crate::config::template::TemplateError;
 use crate::notify::Notifier;
 use crate::source::{SeriesSource, SourceError, Window};
 use crate::store::{memory::MemoryStore, Store};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{StoreOperation, Telemetry};
 use fetch::{fetch_arm, render};
 use judge::JudgeContext;
 use judgement::{judge_look, FetchedArms};
@@ -160,12 +160,9 @@ impl Engine {
     }
 
     /// Counts a failed store operation.
-    fn store_failed(&self, operation: &str, error: &crate::store::StoreError) {
-        self.telemetry
-            .store_errors
-            .with_label_values(&[operation])
-            .inc();
-        tracing::error!(operation, "run store: {error}");
+    fn store_failed(&self, operation: StoreOperation, error: &crate::store::StoreError) {
+        self.telemetry.store_failed(operation);
+        tracing::error!(operation = operation.as_str(), "run store: {error}");
     }
 
     /// Replaces the analyses (config reload). Runs keep their state; their
@@ -189,16 +186,6 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownAnalysis(name.to_string()))
     }
 
-    /// Checks that every query of `analysis` renders with `vars`, so a
-    /// malicious or broken value is refused before anything is queried.
-    pub fn check_vars(
-        &self,
-        analysis: &str,
-        vars: &BTreeMap<String, String>,
-    ) -> Result<(), EngineError> {
-        Self::check_analysis_vars(self.analysis(analysis)?.as_ref(), vars)
-    }
-
     /// The run of `key` under `analysis` in memory, if it is there.
     fn run_slot(&self, analysis: &str, key: &RunKey) -> Option<Arc<tokio::sync::Mutex<Run>>> {
         let slot = (analysis.to_string(), key.clone());
@@ -213,15 +200,11 @@ impl Engine {
         Some(run.clone())
     }
 
-    /// Marks a run finished (Flagger post-rollout); later looks start afresh.
-    pub async fn close(&self, analysis: &str, key: &RunKey, outcome: &str) -> bool {
-        self.close_at(analysis, key, outcome, crate::clock::now())
-            .await
-    }
-
-    /// [`Engine::close`] at time `now` (unix seconds), in memory and in the
-    /// store (where another replica or an earlier process may hold the run).
-    pub async fn close_at(&self, analysis: &str, key: &RunKey, outcome: &str, now: f64) -> bool {
+    /// Marks a run finished (Flagger post-rollout) at `now` (unix seconds,
+    /// the request's or the replay clock's: the engine reads no clock), in
+    /// memory and in the store (where another replica or an earlier process
+    /// may hold the run); later looks start afresh.
+    pub async fn close(&self, analysis: &str, key: &RunKey, outcome: &str, now: f64) -> bool {
         let slot = (analysis.to_string(), key.clone());
         let run = self.runs.lock().expect("runs lock").remove(&slot);
         let in_memory = match run.map(|e| e.run) {
@@ -235,7 +218,7 @@ impl Engine {
         let stored = match self.store.close_run(analysis, key, outcome, now).await {
             Ok(id) => id.is_some(),
             Err(e) => {
-                self.store_failed("close_run", &e);
+                self.store_failed(StoreOperation::CloseRun, &e);
                 false
             }
         };
@@ -326,9 +309,7 @@ impl Engine {
             run.step_clock(weight, req.now),
         );
         let judgement = judge_look(&analysis, &context, fetched, &mut sequential, &policy);
-        self.telemetry
-            .judge_seconds
-            .observe(judged_at.elapsed().as_secs_f64());
+        self.telemetry.judged(judged_at.elapsed());
         let step = run.step();
         let look = Look {
             number: run.last_look().map_or(1, |l| l.number + 1),
@@ -386,11 +367,9 @@ impl Engine {
         let synced =
             persist::sync(self.store.as_ref(), run, analysis, req.now, RESUMED_LOOKS).await;
         self.telemetry
-            .store_seconds
-            .with_label_values(&["sync_run"])
-            .observe(started.elapsed().as_secs_f64());
+            .store_took(StoreOperation::SyncRun, started.elapsed());
         let Err(e) = synced else { return Ok(()) };
-        self.store_failed("sync_run", &e);
+        self.store_failed(StoreOperation::SyncRun, &e);
         let cfg = &analysis.config;
         let look = Look {
             number: run.last_look().map_or(1, |l| l.number + 1),
@@ -436,7 +415,7 @@ impl Engine {
             && req.now >= last.time
             && weight == last.weight;
         if duplicate {
-            self.telemetry.duplicate_deliveries.inc();
+            self.telemetry.duplicate_delivery();
         }
         duplicate.then(|| last.clone())
     }
@@ -492,10 +471,7 @@ impl Engine {
                 .into_iter()
                 .filter_map(|r| r.as_ref().err())
             {
-                self.telemetry
-                    .fetch_errors
-                    .with_label_values(&[error.kind()])
-                    .inc();
+                self.telemetry.fetch_error(error.kind());
             }
             self.telemetry.observe_query(
                 &metric.config.name,
@@ -522,24 +498,22 @@ impl Engine {
         let store_started = Instant::now();
         let committed = persist::record(self.store.as_ref(), run, look, sequential).await;
         self.telemetry
-            .store_seconds
-            .with_label_values(&["record_look"])
-            .observe(store_started.elapsed().as_secs_f64());
+            .store_took(StoreOperation::RecordLook, store_started.elapsed());
         let look = match committed {
             Ok(c) if c.ours => c.look,
             Ok(c) => {
                 // Another replica recorded this look first: its answer.
-                self.telemetry.duplicate_deliveries.inc();
+                self.telemetry.duplicate_delivery();
                 return c.look;
             }
             Err((error, look)) => {
-                self.store_failed("record_look", &error);
+                self.store_failed(StoreOperation::RecordLook, &error);
                 return Arc::new(persist::unrecorded(look, &error));
             }
         };
         let key = req.key.to_string();
         self.telemetry
-            .record_look(&req.analysis, &key, &look, started.elapsed());
+            .record_look(&req.analysis, &key, &look.decision, started.elapsed());
         tracing::info!(
             run = %req.key,
             analysis = %req.analysis,
@@ -613,7 +587,7 @@ impl Engine {
         match recorded {
             Ok(true) => {
                 run.opened = Some(opening);
-                self.telemetry.gate_openings.inc();
+                self.telemetry.gate_opened();
                 let weight = steps
                     .as_ref()
                     .or(self.analysis(&analysis)?.config.steps.as_ref())
@@ -641,7 +615,7 @@ impl Engine {
                 Ok(held(look, Action::Continue, why))
             }
             Err(e) => {
-                self.store_failed("open_step", &e);
+                self.store_failed(StoreOperation::OpenStep, &e);
                 let why = format!(
                     "the opening of the gate could not be recorded, so it is not given: {e}"
                 );

@@ -32,6 +32,7 @@ use crate::engine::judge::ArmSummary;
 use crate::engine::run::{Look, RunKey};
 use crate::engine::{Engine, LookRequest};
 use crate::json::number;
+use crate::telemetry::KayentaExecution;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -86,6 +87,15 @@ impl Outcome {
             Outcome::Running => "running",
             Outcome::Succeeded(_) => "succeeded",
             Outcome::Terminal(_) => "terminal",
+        }
+    }
+
+    /// How an ended execution is counted; `None` while it runs.
+    pub fn ended(&self) -> Option<KayentaExecution> {
+        match self {
+            Outcome::Running => None,
+            Outcome::Succeeded(_) => Some(KayentaExecution::Succeeded),
+            Outcome::Terminal(_) => Some(KayentaExecution::Terminal),
         }
     }
 }
@@ -320,7 +330,7 @@ pub async fn judge(engine: &Engine, execution_id: &str, judgement: &Judgement) -
     let look = engine
         .look_with(judgement.analysis.clone(), request, Some(judgement.start))
         .await;
-    engine.close(&name, &key, "complete").await;
+    engine.close(&name, &key, "complete", judgement.end).await;
     match look {
         Ok(look) => outcome_of(&look, judgement),
         Err(e) => Outcome::Terminal(vec![e.to_string()]),

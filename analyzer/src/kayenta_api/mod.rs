@@ -36,6 +36,7 @@ pub mod model;
 pub mod repository;
 
 use crate::engine::Engine;
+use crate::telemetry::{KayentaExecution, StoreOperation};
 use execution::{Execution, Outcome};
 use model::{
     AdhocExecutionRequest, ConfigOrigin, ConfigSummary, ExecutionException, ExecutionParams,
@@ -370,17 +371,11 @@ impl KayentaApi {
                 outcome: Outcome::Running,
             })
             .await?;
-        self.count("started");
-        self.spawn_judgement(id.clone(), judgement);
-        Ok(id)
-    }
-
-    fn count(&self, status: &str) {
         self.engine
             .telemetry()
-            .kayenta_executions
-            .with_label_values(&[status])
-            .inc();
+            .kayenta_execution(KayentaExecution::Started);
+        self.spawn_judgement(id.clone(), judgement);
+        Ok(id)
     }
 
     /// Judges a recorded running execution in the background and records
@@ -398,20 +393,16 @@ impl KayentaApi {
                 }
                 _ => tracing::info!(execution = %task_id, status, "kayenta execution complete"),
             }
-            telemetry
-                .kayenta_executions
-                .with_label_values(&[status])
-                .inc();
+            if let Some(ended) = outcome.ended() {
+                telemetry.kayenta_execution(ended);
+            }
             let end = now_millis();
             let mut delay = std::time::Duration::from_millis(500);
             for attempt in 1..=FINISH_ATTEMPTS {
                 let Err(e) = executions.finish(&task_id, outcome.clone(), end).await else {
                     break;
                 };
-                telemetry
-                    .store_errors
-                    .with_label_values(&["kayenta_finish"])
-                    .inc();
+                telemetry.store_failed(StoreOperation::KayentaFinish);
                 if attempt == FINISH_ATTEMPTS {
                     // The execution stays `running` in the store: the next
                     // start-up judges it again.
@@ -436,7 +427,9 @@ impl KayentaApi {
             match execution::prepare(&e.config, &e.request) {
                 Ok(judgement) => {
                     tracing::info!(execution = %e.id, "kayenta execution left running by a previous daemon: judging it again");
-                    self.count("resumed");
+                    self.engine
+                        .telemetry()
+                        .kayenta_execution(KayentaExecution::Resumed);
                     self.spawn_judgement(e.id, judgement);
                     resumed += 1;
                 }
@@ -445,7 +438,9 @@ impl KayentaApi {
                         "the daemon restarted while this execution ran, and it cannot be judged again: {why}"
                     );
                     tracing::warn!(execution = %e.id, reason, "kayenta execution terminal");
-                    self.count("terminal");
+                    self.engine
+                        .telemetry()
+                        .kayenta_execution(KayentaExecution::Terminal);
                     self.executions
                         .finish(&e.id, Outcome::Terminal(vec![reason]), now_millis())
                         .await?;

@@ -11,7 +11,7 @@ use super::message::{slack_body, webhook_body};
 use super::{DeliveryOutcome, NotificationLog, Queued};
 use crate::config::notify::{Channel, ChannelKind};
 use crate::source::prometheus::{backoff_delay, error_chain, parse_retry_after, snippet};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Delivery, Telemetry};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,15 +50,17 @@ pub(super) async fn worker(
                     ChannelKind::Webhook => webhook_body(&notification),
                 };
                 let (attempts, result) = deliver(&client, &channel, &body, &telemetry).await;
-                let outcome = if result.is_ok() { "sent" } else { "failed" };
-                telemetry
-                    .notifications
-                    .with_label_values(&[&channel.name, decision.as_str(), outcome])
-                    .inc();
-                telemetry
-                    .notification_seconds
-                    .with_label_values(&[&channel.name, outcome])
-                    .observe(queued_at.elapsed().as_secs_f64());
+                let outcome = if result.is_ok() {
+                    Delivery::Sent
+                } else {
+                    Delivery::Failed
+                };
+                telemetry.notification_delivered(
+                    &channel.name,
+                    decision,
+                    outcome,
+                    queued_at.elapsed(),
+                );
                 let finished_at = crate::clock::now();
                 log.record(&DeliveryOutcome {
                     analysis: notification.analysis.clone(),
@@ -123,10 +125,7 @@ async fn deliver(
             delay_ms = delay.as_millis() as u64,
             "retrying notification"
         );
-        telemetry
-            .notification_retries
-            .with_label_values(&[&channel.name])
-            .inc();
+        telemetry.notification_retried(&channel.name);
         tokio::time::sleep(delay).await;
         attempt += 1;
     }

@@ -24,15 +24,17 @@
 //! decision per run is bounded the way the engine bounds runs: entries idle
 //! for [`crate::engine::RUN_IDLE_EVICTION_SECONDS`] are forgotten.
 //!
-//! Channel URLs and tokens are secrets ([`crate::config::notify::Secret`]): they are sent
-//! and never printed; error texts are taken from reqwest without the URL.
+//! Channel URLs and tokens are secrets ([`crate::secret::Secret`]): they
+//! are sent and never printed; error texts are taken from reqwest without
+//! the URL.
 
 mod deliver;
 pub mod message;
 
-pub use crate::config::notify::{Channel, ChannelKind, Notifications, Secret};
+pub use crate::config::notify::{Channel, ChannelKind, Notifications};
 use crate::engine::run::{Look, RunKey};
 use crate::engine::RUN_IDLE_EVICTION_SECONDS;
+pub use crate::secret::Secret;
 use crate::source::BoxFuture;
 use crate::telemetry::Telemetry;
 pub use message::Notification;
@@ -178,16 +180,11 @@ impl Notifier {
         for c in channels.iter() {
             // Series exist at zero before the first notification, so rates
             // and alerts on them are defined.
-            for d in [Action::Abort, Action::Promote, Action::Inconclusive] {
-                if c.wants(d) {
-                    for result in ["sent", "failed", "dropped"] {
-                        telemetry
-                            .notifications
-                            .with_label_values(&[&c.name, d.as_str(), result]);
-                    }
-                }
-            }
-            telemetry.notification_retries.with_label_values(&[&c.name]);
+            let wanted: Vec<Action> = [Action::Abort, Action::Promote, Action::Inconclusive]
+                .into_iter()
+                .filter(|d| c.wants(*d))
+                .collect();
+            telemetry.notification_channel(&c.name, &wanted);
         }
         let (queue, receiver) = mpsc::channel(notifications.queue.max(1));
         tokio::spawn(deliver::worker(
@@ -223,10 +220,7 @@ impl Notifier {
         let slot = (analysis.to_string(), key.clone());
         let mut last = self.last.lock().expect("notifier lock");
         if matches!(last.get(&slot), Some((previous, _)) if *previous == decision) {
-            self.telemetry
-                .notifications_repeated
-                .with_label_values(&[decision.as_str()])
-                .inc();
+            self.telemetry.notification_repeated(decision);
             return;
         }
         let queued = Queued {
@@ -249,10 +243,7 @@ impl Notifier {
                     mpsc::error::TrySendError::Closed(_) => "worker stopped",
                 };
                 for c in self.channels.iter().filter(|c| c.wants(decision)) {
-                    self.telemetry
-                        .notifications
-                        .with_label_values(&[&c.name, decision.as_str(), "dropped"])
-                        .inc();
+                    self.telemetry.notification_dropped(&c.name, decision);
                 }
                 tracing::warn!(
                     run = %key, analysis, look = look.number, decision = decision.as_str(),

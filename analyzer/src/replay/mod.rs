@@ -281,7 +281,9 @@ pub async fn replay(
             }
         }
         // As Flagger's post-rollout hook: the run is over.
-        engine.close(&spec.analysis, &key, "replayed").await;
+        engine
+            .close(&spec.analysis, &key, "replayed", summary.end)
+            .await;
         if summary.looks == 0 {
             break;
         }

@@ -10,20 +10,20 @@
 //!
 //! Failure handling, in short:
 //!
-//! * every request has a client-side deadline ([`PrometheusConfig::timeout`]),
+//! * every request has a client-side deadline ([`PrometheusSettings::timeout`]),
 //!   which is also passed to the server as the query's evaluation timeout so
 //!   an abandoned query does not keep burning backend CPU;
 //! * connection errors, timeouts, HTTP 5xx and 429 are retried up to
-//!   [`PrometheusConfig::retries`] times with exponential backoff and a
+//!   [`PrometheusSettings::retries`] times with exponential backoff and a
 //!   little jitter (so many analyses that failed together do not retry in
 //!   lockstep); `Retry-After` (in seconds) replaces the backoff when present;
-//!   every wait is capped by [`PrometheusConfig::max_backoff`];
+//!   every wait is capped by [`PrometheusSettings::max_backoff`];
 //! * a rejected query (HTTP 400 `bad_data`, 422 `execution`) is
 //!   [`SourceError::BadQuery`] at once: retrying cannot fix it;
 //! * the worst-case time of one call is therefore about
 //!   `(retries + 1) * timeout + retries * max_backoff` (the engine bounds a
 //!   whole look further, see `engine::Engine::fetch_budget`);
-//! * a body larger than [`PrometheusConfig::max_response_bytes`] is refused
+//! * a body larger than [`PrometheusSettings::max_response_bytes`] is refused
 //!   while it streams in ([`SourceError::TooLarge`]), before it is buffered
 //!   or parsed: a query that selects far more than intended (a missing
 //!   aggregation, a label typo matching everything) must not exhaust
@@ -46,117 +46,12 @@ use tokio::sync::Semaphore;
 
 use super::{BoxFuture, Sample, Series, SeriesSource, SourceError, Window};
 
-/// Connection settings for a Prometheus-compatible backend.
-///
-/// Built by the config layer (`config::PrometheusSettings`), which reads
-/// credentials from files, so secrets never sit in the config file itself.
-#[derive(Clone)]
-pub struct PrometheusConfig {
-    /// Base URL of the HTTP API, e.g. `http://prometheus:9090` or
-    /// `http://mimir/prometheus` (a path prefix is kept).
-    pub url: String,
-    /// Sent as `Authorization: Bearer <token>`.
-    pub bearer_token: Option<String>,
-    /// `(username, password)`, sent as HTTP basic auth. Mutually exclusive
-    /// with `bearer_token`.
-    pub basic_auth: Option<(String, String)>,
-    /// Deadline of one HTTP request (connect, query, body), also sent as the
-    /// server-side evaluation timeout.
-    pub timeout: Duration,
-    /// Extra attempts after the first for retryable failures.
-    pub retries: u32,
-    /// Wait before the first retry; doubled for each further retry.
-    pub backoff: Duration,
-    /// Upper bound of any wait between attempts, including a server's
-    /// `Retry-After`, so a misbehaving proxy cannot stall an analysis.
-    pub max_backoff: Duration,
-    /// Requests this source has in flight at most; protects the backend
-    /// when many analyses run at once.
-    pub max_concurrency: usize,
-    /// Largest response body read (decompressed bytes); larger answers are
-    /// [`SourceError::TooLarge`].
-    pub max_response_bytes: usize,
-    /// PEM certificates to trust for `https://` backends, besides the
-    /// system's roots (a private CA).
-    pub tls_ca_pem: Option<Vec<u8>>,
-    /// Accept any certificate. For tests against self-signed backends only:
-    /// it gives up the server's identity.
-    pub tls_insecure_skip_verify: bool,
-}
+mod settings;
+pub use settings::{BasicAuthSettings, PrometheusCredentials, PrometheusSettings, TlsSettings};
 
-mod defaults {
-    use std::time::Duration;
-    pub fn timeout() -> Duration {
-        Duration::from_secs(30)
-    }
-    pub fn retries() -> u32 {
-        3
-    }
-    pub fn backoff() -> Duration {
-        Duration::from_millis(250)
-    }
-    /// 1 s: a webhook must be answered within `Engine::answer_budget`
-    /// (4.5 s), so a longer wait leaves no time for the retry it waits for.
-    pub fn max_backoff() -> Duration {
-        Duration::from_secs(1)
-    }
-    pub fn max_concurrency() -> usize {
-        8
-    }
-    /// 8 MiB: a day of 15 s points is about 150 KiB per series, so this
-    /// holds a 50-bucket histogram over a day with room to spare.
-    pub fn max_response_bytes() -> usize {
-        8 << 20
-    }
-}
-
-impl PrometheusConfig {
-    /// A config for `url` with every other setting at its default.
-    pub fn new(url: impl Into<String>) -> Self {
-        PrometheusConfig {
-            url: url.into(),
-            bearer_token: None,
-            basic_auth: None,
-            timeout: defaults::timeout(),
-            retries: defaults::retries(),
-            backoff: defaults::backoff(),
-            max_backoff: defaults::max_backoff(),
-            max_concurrency: defaults::max_concurrency(),
-            max_response_bytes: defaults::max_response_bytes(),
-            tls_ca_pem: None,
-            tls_insecure_skip_verify: false,
-        }
-    }
-}
-
-// Hand-written so that credentials never reach logs.
-impl fmt::Debug for PrometheusConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrometheusConfig")
-            .field("url", &self.url)
-            .field(
-                "bearer_token",
-                &self.bearer_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field(
-                "basic_auth",
-                &self.basic_auth.as_ref().map(|(u, _)| (u, "<redacted>")),
-            )
-            .field("timeout", &self.timeout)
-            .field("retries", &self.retries)
-            .field("backoff", &self.backoff)
-            .field("max_backoff", &self.max_backoff)
-            .field("max_concurrency", &self.max_concurrency)
-            .field("max_response_bytes", &self.max_response_bytes)
-            .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(|p| p.len()))
-            .field("tls_insecure_skip_verify", &self.tls_insecure_skip_verify)
-            .finish()
-    }
-}
-
-/// Why a [`PrometheusSource`] could not be built from its config.
+/// Why a [`PrometheusSource`] could not be built from its settings.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PrometheusConfigError {
+pub enum PrometheusSettingsError {
     #[error("invalid Prometheus URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
     #[error("invalid Prometheus credentials: {0}")]
@@ -240,55 +135,57 @@ impl PrometheusSource {
     /// Builds the source: an HTTP client with the per-request deadline and
     /// the auth header on every request. Does not contact the backend (see
     /// [`PrometheusSource::ready`]).
-    pub fn new(config: PrometheusConfig) -> Result<Self, PrometheusConfigError> {
-        let invalid_url = |reason: String| PrometheusConfigError::InvalidUrl {
-            url: config.url.clone(),
+    pub fn new(settings: &PrometheusSettings) -> Result<Self, PrometheusSettingsError> {
+        let invalid_url = |reason: String| PrometheusSettingsError::InvalidUrl {
+            url: settings.url.clone(),
             reason,
         };
-        let parsed = reqwest::Url::parse(&config.url).map_err(|e| invalid_url(e.to_string()))?;
+        let parsed = reqwest::Url::parse(&settings.url).map_err(|e| invalid_url(e.to_string()))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(invalid_url("scheme must be http or https".into()));
         }
-        if config.timeout.is_zero() {
-            return Err(PrometheusConfigError::InvalidSetting(
+        let timeout = settings.timeout.0;
+        if timeout.is_zero() {
+            return Err(PrometheusSettingsError::InvalidSetting(
                 "timeout must be greater than zero".into(),
             ));
         }
-        if config.max_response_bytes == 0 {
-            return Err(PrometheusConfigError::InvalidSetting(
+        if settings.max_response_bytes == 0 {
+            return Err(PrometheusSettingsError::InvalidSetting(
                 "max_response_bytes must be at least 1".into(),
             ));
         }
-        if config.max_concurrency == 0 {
-            return Err(PrometheusConfigError::InvalidSetting(
+        if settings.max_concurrency == 0 {
+            return Err(PrometheusSettingsError::InvalidSetting(
                 "max_concurrency must be at least 1".into(),
             ));
         }
 
         let mut headers = HeaderMap::new();
-        let auth = match (&config.bearer_token, &config.basic_auth) {
+        let credentials = &settings.credentials;
+        let auth = match (&credentials.bearer_token, &credentials.basic_auth) {
             (Some(_), Some(_)) => {
-                return Err(PrometheusConfigError::InvalidCredentials(
+                return Err(PrometheusSettingsError::InvalidCredentials(
                     "set either bearer_token or basic_auth, not both",
                 ))
             }
-            (Some(token), None) => Some(format!("Bearer {}", token.trim())),
+            (Some(token), None) => Some(format!("Bearer {}", token.expose().trim())),
             (None, Some((user, password))) => {
                 if user.contains(':') {
-                    return Err(PrometheusConfigError::InvalidCredentials(
+                    return Err(PrometheusSettingsError::InvalidCredentials(
                         "basic auth username must not contain ':'",
                     ));
                 }
                 Some(format!(
                     "Basic {}",
-                    base64_encode(format!("{user}:{password}").as_bytes())
+                    base64_encode(format!("{user}:{}", password.expose()).as_bytes())
                 ))
             }
             (None, None) => None,
         };
         if let Some(auth) = auth {
             let mut value = HeaderValue::from_str(&auth).map_err(|_| {
-                PrometheusConfigError::InvalidCredentials(
+                PrometheusSettingsError::InvalidCredentials(
                     "credentials contain characters not allowed in an HTTP header",
                 )
             })?;
@@ -297,33 +194,33 @@ impl PrometheusSource {
         }
 
         let mut builder = crate::tls::client_builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
+            .timeout(timeout)
+            .connect_timeout(timeout)
             .default_headers(headers);
-        if let Some(pem) = &config.tls_ca_pem {
+        if let Some(pem) = &credentials.tls_ca_pem {
             for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                PrometheusConfigError::InvalidSetting(format!("tls ca: {}", error_chain(&e)))
+                PrometheusSettingsError::InvalidSetting(format!("tls ca: {}", error_chain(&e)))
             })? {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        if config.tls_insecure_skip_verify {
+        if settings.tls.insecure_skip_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
         let http = builder
             .build()
-            .map_err(|e| PrometheusConfigError::Client(error_chain(&e)))?;
-        let client = prometheus_http_query::Client::from(http, &config.url)
+            .map_err(|e| PrometheusSettingsError::Client(error_chain(&e)))?;
+        let client = prometheus_http_query::Client::from(http, &settings.url)
             .map_err(|e| invalid_url(error_chain(&e)))?;
 
         Ok(PrometheusSource {
             client,
-            timeout: config.timeout,
-            retries: config.retries,
-            backoff: config.backoff,
-            max_backoff: config.max_backoff,
-            max_response_bytes: config.max_response_bytes,
-            permits: Arc::new(Semaphore::new(config.max_concurrency)),
+            timeout,
+            retries: settings.retries,
+            backoff: settings.backoff,
+            max_backoff: settings.max_backoff,
+            max_response_bytes: settings.max_response_bytes,
+            permits: Arc::new(Semaphore::new(settings.max_concurrency)),
         })
     }
 
@@ -720,6 +617,7 @@ impl SeriesSource for PrometheusSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
@@ -737,37 +635,25 @@ mod tests {
     }
 
     #[test]
-    fn debug_redacts_credentials() {
-        let mut c = PrometheusConfig::new("http://p:9090");
-        c.bearer_token = Some("s3cret".into());
-        c.basic_auth = Some(("me".into(), "hunter2".into()));
-        let text = format!("{c:?}");
-        assert!(
-            !text.contains("s3cret") && !text.contains("hunter2"),
-            "{text}"
-        );
-    }
-
-    #[test]
     fn construction_rejects_bad_settings() {
         assert!(matches!(
-            PrometheusSource::new(PrometheusConfig::new("not a url")),
-            Err(PrometheusConfigError::InvalidUrl { .. })
+            PrometheusSource::new(&PrometheusSettings::new("not a url")),
+            Err(PrometheusSettingsError::InvalidUrl { .. })
         ));
         assert!(matches!(
-            PrometheusSource::new(PrometheusConfig::new("ftp://p")),
-            Err(PrometheusConfigError::InvalidUrl { .. })
+            PrometheusSource::new(&PrometheusSettings::new("ftp://p")),
+            Err(PrometheusSettingsError::InvalidUrl { .. })
         ));
-        let mut both = PrometheusConfig::new("http://p:9090");
-        both.bearer_token = Some("t".into());
-        both.basic_auth = Some(("u".into(), "p".into()));
+        let mut both = PrometheusSettings::new("http://p:9090");
+        both.credentials.bearer_token = Some(Secret::new("t"));
+        both.credentials.basic_auth = Some(("u".into(), Secret::new("p")));
         assert!(matches!(
-            PrometheusSource::new(both),
-            Err(PrometheusConfigError::InvalidCredentials(_))
+            PrometheusSource::new(&both),
+            Err(PrometheusSettingsError::InvalidCredentials(_))
         ));
-        let mut newline = PrometheusConfig::new("http://p:9090");
-        newline.bearer_token = Some("a\nb".into());
-        assert!(PrometheusSource::new(newline).is_err());
+        let mut newline = PrometheusSettings::new("http://p:9090");
+        newline.credentials.bearer_token = Some(Secret::new("a\nb"));
+        assert!(PrometheusSource::new(&newline).is_err());
     }
 
     #[test]

@@ -369,7 +369,8 @@ pub async fn connect(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
             let url = config
                 .credentials
                 .store_url
-                .as_deref()
+                .as_ref()
+                .map(crate::secret::Secret::expose)
                 .ok_or_else(|| StoreError::Open("no PostgreSQL URL was read".into()))?;
             Arc::new(postgres::PostgresStore::connect(url, settings.pool_size).await?)
         }

@@ -6,7 +6,7 @@
 
 use super::Store;
 use crate::kayenta_api::repository::ExecutionRepository;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{StoreOperation, Telemetry};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,17 +23,14 @@ pub async fn prune(store: &dyn Store, max_age: Duration, now: f64, telemetry: &T
     let cutoff = now - max_age.as_secs_f64();
     match store.delete_looks_before(cutoff).await {
         Ok(deleted) => {
-            telemetry.retention_deleted_looks.inc_by(deleted);
+            telemetry.pruned_looks(deleted);
             if deleted > 0 {
                 tracing::info!(deleted, cutoff, "retention: deleted old looks");
             }
             deleted
         }
         Err(e) => {
-            telemetry
-                .store_errors
-                .with_label_values(&["retention"])
-                .inc();
+            telemetry.store_failed(StoreOperation::Retention);
             tracing::error!("retention: {e}");
             0
         }
@@ -51,9 +48,7 @@ pub async fn prune_executions(
     let cutoff_millis = ((now - max_age.as_secs_f64()) * 1000.0) as i64;
     match executions.delete_ended_before(cutoff_millis).await {
         Ok(deleted) => {
-            telemetry
-                .retention_deleted_kayenta_executions
-                .inc_by(deleted);
+            telemetry.pruned_kayenta_executions(deleted);
             if deleted > 0 {
                 tracing::info!(
                     deleted,
@@ -64,10 +59,7 @@ pub async fn prune_executions(
             deleted
         }
         Err(e) => {
-            telemetry
-                .store_errors
-                .with_label_values(&["retention"])
-                .inc();
+            telemetry.store_failed(StoreOperation::Retention);
             tracing::error!("retention of Kayenta executions: {e}");
             0
         }
