@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod duration;
 pub mod engine;
 pub mod fixtures_gen;
 pub mod json;

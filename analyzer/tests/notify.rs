@@ -243,8 +243,9 @@ fn setup(notifications: &str, env: &[(&str, String)], source: MemorySource) -> S
         telemetry.clone(),
     )
     .expect("notifier");
-    let engine = Engine::new(config.analyses, Arc::new(source), telemetry.clone())
-        .with_notifier(Some(notifier.clone()));
+    let engine = Engine::new(config.analyses, Arc::new(source), telemetry.clone()).with_notifier(
+        Some(notifier.clone() as Arc<dyn verdict::engine::LookObserver>),
+    );
     Setup {
         engine,
         notifier,

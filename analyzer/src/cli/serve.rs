@@ -9,7 +9,7 @@
 use crate::api::auth::Authenticator;
 use crate::api::{self, AppState};
 use crate::config::{self, Config, LogFormat};
-use crate::engine::Engine;
+use crate::engine::{Engine, LookObserver};
 use crate::notify::{NotificationLog, Notifier, StoreLog};
 use crate::source::prometheus::PrometheusSource;
 use crate::source::SeriesSource;
@@ -102,7 +102,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let notifier = start_notifier(&config, &telemetry, Arc::new(StoreLog(store.clone())))?;
     let engine = Arc::new(
         Engine::new(config.analyses.clone(), source.clone(), telemetry.clone())
-            .with_notifier(notifier)
+            .with_notifier(notifier.map(|n| n as Arc<dyn LookObserver>))
             .with_store(store.clone()),
     );
     let kayenta = kayenta_api(&engine, store).await?;

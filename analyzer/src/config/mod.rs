@@ -9,7 +9,8 @@
 //! running half of a new config.
 
 pub mod analysis;
-pub mod duration;
+/// Prometheus-syntax durations (the type lives at the bottom, for the source too).
+pub use crate::duration;
 pub mod kayenta;
 mod locate;
 pub mod notify;

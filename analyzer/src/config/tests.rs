@@ -219,7 +219,7 @@ fn a_tls_ca_file_is_read_and_checked_at_load() {
     let c = load_yaml(&skip).unwrap();
     assert!(c.settings.prometheus.tls.insecure_skip_verify);
     // The source builds a TLS-capable client from it.
-    crate::cli::serve::prometheus_source(&c).expect("https client");
+    crate::source::prometheus::PrometheusSource::new(&c.settings.prometheus).expect("https client");
 }
 
 #[test]

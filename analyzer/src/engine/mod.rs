@@ -16,7 +16,6 @@ pub mod sequential;
 
 use crate::config::analysis::{Analysis, BaselineWindow, StepWeights};
 use crate::config::template::TemplateError;
-use crate::notify::Notifier;
 use crate::source::{SeriesSource, SourceError, Window};
 use crate::store::{memory::MemoryStore, Store};
 use crate::telemetry::{StoreOperation, Telemetry};
@@ -51,6 +50,15 @@ pub struct LookRequest {
 /// A metric arm's data, when it was fetched and found.
 fn arm(r: &Result<Option<fetch::ArmData>, fetch::FetchError>) -> Option<&fetch::ArmData> {
     r.as_ref().ok().and_then(Option::as_ref)
+}
+
+/// What is told of every look the engine records (the notifications,
+/// which sit above the engine and so are reached through this trait).
+/// Called on the look's path: it must not wait.
+pub trait LookObserver: Send + Sync {
+    /// Look `look` of run `run_id` (its store id, when recorded there) of
+    /// `key` under `analysis` was recorded.
+    fn look_recorded(&self, run_id: Option<i64>, analysis: &str, key: &RunKey, look: &Look);
 }
 
 /// The traffic gate's answer ([`Engine::gate`]).
@@ -121,7 +129,7 @@ pub struct Engine {
     runs: Mutex<HashMap<RunSlot, RunEntry>>,
     telemetry: Arc<Telemetry>,
     /// Told of every recorded look (see [`Engine::with_notifier`]).
-    notifier: Option<Arc<Notifier>>,
+    notifier: Option<Arc<dyn LookObserver>>,
     /// Where every look is committed before it is answered.
     store: Arc<dyn Store>,
 }
@@ -142,9 +150,10 @@ impl Engine {
         }
     }
 
-    /// Announces decisions through `notifier`: every recorded look is
-    /// offered to it, which never waits (see [`crate::notify`]).
-    pub fn with_notifier(mut self, notifier: Option<Arc<Notifier>>) -> Self {
+    /// Announces decisions through `notifier` (in the daemon,
+    /// the notifications' `Notifier`): every recorded look is offered to it,
+    /// which never waits.
+    pub fn with_notifier(mut self, notifier: Option<Arc<dyn LookObserver>>) -> Self {
         self.notifier = notifier;
         self
     }
@@ -524,7 +533,7 @@ impl Engine {
             "decision"
         );
         if let Some(notifier) = &self.notifier {
-            notifier.offer_for_run(run.id, &req.analysis, &req.key, &look);
+            notifier.look_recorded(run.id, &req.analysis, &req.key, &look);
         }
         look
     }

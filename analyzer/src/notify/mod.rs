@@ -254,5 +254,11 @@ impl Notifier {
     }
 }
 
+impl crate::engine::LookObserver for Notifier {
+    fn look_recorded(&self, run_id: Option<i64>, analysis: &str, key: &RunKey, look: &Look) {
+        self.offer_for_run(run_id, analysis, key, look);
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -113,7 +113,7 @@ impl Daemon {
         .expect("notifier");
         let engine = Arc::new(
             Engine::new(config.analyses.clone(), source.clone(), telemetry)
-                .with_notifier(notifier)
+                .with_notifier(notifier.map(|n| n as Arc<dyn verdict::engine::LookObserver>))
                 .with_store(store.clone()),
         );
         let kayenta = verdict::cli::serve::kayenta_api(&engine, store)

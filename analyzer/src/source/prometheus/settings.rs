@@ -4,7 +4,7 @@
 //! ([`PrometheusSettings::credentials`]). One type with one set of defaults
 //! for the daemon, the CLI and the tests.
 
-use crate::config::duration::PromDuration;
+use crate::duration::PromDuration;
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::fmt;
@@ -115,7 +115,7 @@ impl fmt::Debug for PrometheusCredentials {
 /// (250 ms, 500 ms, each capped at 1 s) still fit in the budget after a fast
 /// failure (refused connection, 5xx, 429).
 mod defaults {
-    use crate::config::duration::PromDuration;
+    use crate::duration::PromDuration;
     use std::time::Duration;
     pub fn url() -> String {
         "http://127.0.0.1:9090".into()
