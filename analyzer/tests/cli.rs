@@ -250,6 +250,50 @@ fn judge_explains_the_regressed_metric_of_the_shipped_example() {
     assert_eq!(groups, ["latency", "errors", "saturation"]);
 }
 
+/// A passing score on too few points is what Kayenta would pass and
+/// Verdict refuses, in `verdict judge` as in `POST /judges/judge`: the
+/// judgement is printed with the reason under `refused`, and the exit
+/// status is 1, so a script cannot read it as a pass.
+#[test]
+fn judge_refuses_a_kayenta_pass_on_too_few_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("thin.json");
+    let steady = serde_json::json!([0.2, 0.2, 0.2]);
+    let metrics: serde_json::Map<String, Value> = ["p99 latency", "http 5xx rate", "cpu usage"]
+        .iter()
+        .map(|n| {
+            (
+                n.to_string(),
+                serde_json::json!({"baseline": steady, "canary": steady}),
+            )
+        })
+        .collect();
+    std::fs::write(&data, serde_json::json!({ "metrics": metrics }).to_string()).unwrap();
+    let out = verdict(
+        &[
+            "judge",
+            "--config",
+            "fixtures/judge/checkout-canary-config.json",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["classification"], "pass",
+        "Kayenta's own answer is kept: {v}"
+    );
+    let refused = v["refused"].as_str().expect("a refusal");
+    assert!(refused.contains("fewer than"), "{refused}");
+}
+
 #[test]
 fn judge_takes_verdict_analysis_configs_too() {
     let dir = tempfile::tempdir().unwrap();

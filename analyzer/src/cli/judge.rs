@@ -13,14 +13,14 @@ use crate::engine::judge::{policy, JudgeContext, StepClock};
 use crate::engine::judgement::{judge_look, Judgement};
 use crate::engine::sequential::SequentialStates;
 use crate::json::Num;
+use crate::kayenta_api::judge::{classify_and_score, refuse_untrustworthy};
 use clap::Args;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use verdict_judges::kayenta::classifier::classify;
 use verdict_judges::kayenta::config::CanaryConfig;
-use verdict_judges::kayenta::scorer::{score, ScoreClassification, ScoreThresholds, ScoredMetric};
+use verdict_judges::kayenta::scorer::{ScoreClassification, ScoreThresholds};
 
 #[derive(Debug, Args)]
 pub struct JudgeArgs {
@@ -58,6 +58,10 @@ fn floats(v: &[Num]) -> Vec<f64> {
     v.iter().map(|n| n.0).collect()
 }
 
+/// Exit status of a judgement Verdict refuses to call a pass (its JSON
+/// says why under `refused`).
+pub const EXIT_REFUSED: i32 = 1;
+
 /// Why a judge request was refused (always bad input: exit 2).
 pub type JudgeError = String;
 
@@ -68,7 +72,13 @@ pub fn run(args: &JudgeArgs) -> i32 {
                 "{}",
                 serde_json::to_string_pretty(&out).expect("JSON values serialize")
             );
-            0
+            // A pass the data cannot support (Verdict's refusal of what
+            // Kayenta would pass) must not read as success in a script.
+            if out.get("refused").is_some() {
+                EXIT_REFUSED
+            } else {
+                0
+            }
         }
         Err(e) => {
             eprintln!("{}", crate::api::one_line(&e));
@@ -155,38 +165,26 @@ fn judge_kayenta(
     thresholds: ScoreThresholds,
 ) -> Result<Value, JudgeError> {
     check_names(config.metrics.iter().map(|m| m.name.as_str()), data)?;
-    let mut scored = Vec::new();
+    let sides = config.metrics.iter().map(|m| {
+        let points = data.metrics.get(&m.name);
+        let side =
+            |f: fn(&MetricPoints) -> &Vec<Num>| points.map(|p| floats(f(p))).unwrap_or_default();
+        (m, side(|p| &p.baseline), side(|p| &p.canary))
+    });
+    let (classified, result) = classify_and_score(config, sides, thresholds);
+    let refused = refuse_untrustworthy(config, &classified, result.score, thresholds.pass).err();
     let mut metrics = Vec::new();
-    for m in &config.metrics {
-        let settings = m.settings();
-        let empty = MetricPoints {
-            baseline: Vec::new(),
-            canary: Vec::new(),
-        };
-        let points = data.metrics.get(&m.name).unwrap_or(&empty);
-        let result = classify(
-            &settings,
-            &floats(&points.baseline),
-            &floats(&points.canary),
-        );
-        scored.push(ScoredMetric {
-            name: m.name.clone(),
-            label: result.label,
-            critical: result.critical,
-            muted: settings.muted,
-            groups: m.groups.clone(),
-            reason: result.reason.clone(),
-        });
+    for m in &classified {
         let mut entry = json!({
-            "name": m.name,
-            "classification": result.label.verdict_name(),
-            "critical": result.critical,
-            "muted": settings.muted,
-            "groups": m.groups,
-            "reason": result.reason.clone().unwrap_or_default(),
+            "name": m.metric.name,
+            "classification": m.result.label.verdict_name(),
+            "critical": m.result.critical,
+            "muted": m.muted,
+            "groups": m.metric.groups,
+            "reason": m.result.reason.clone().unwrap_or_default(),
         });
         if let (Value::Object(e), Ok(Value::Object(stats))) =
-            (&mut entry, serde_json::to_value(&result))
+            (&mut entry, serde_json::to_value(&m.result))
         {
             for (k, v) in stats {
                 if !matches!(k.as_str(), "label" | "critical" | "reason") {
@@ -196,8 +194,7 @@ fn judge_kayenta(
         }
         metrics.push(entry);
     }
-    let result = score(&scored, &config.classifier.group_weights, thresholds);
-    Ok(json!({
+    let mut out = json!({
         "config": config.name,
         "format": "kayenta",
         "score": result.score,
@@ -205,7 +202,11 @@ fn judge_kayenta(
         "reason": result.reason,
         "groups": result.group_scores.iter().map(|g| json!({"name": g.name, "score": g.score, "no_data": g.no_data})).collect::<Vec<_>>(),
         "metrics": metrics,
-    }))
+    });
+    if let (Some(reason), Value::Object(o)) = (refused, &mut out) {
+        o.insert("refused".into(), reason.into());
+    }
+    Ok(out)
 }
 
 fn judge_verdict(

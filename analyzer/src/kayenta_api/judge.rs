@@ -27,10 +27,10 @@ use super::KayentaError;
 use crate::config::analysis::MinData;
 use crate::json::{number, parse_special};
 use serde_json::{json, Value};
-use verdict_judges::kayenta::classifier::{classify, Label};
-use verdict_judges::kayenta::config::CanaryConfig;
+use verdict_judges::kayenta::classifier::{classify, Label, MetricClassification};
+use verdict_judges::kayenta::config::{CanaryConfig, MetricConfig};
 use verdict_judges::kayenta::preprocess::DescriptiveStats;
-use verdict_judges::kayenta::scorer::{self, ScoreThresholds, ScoredMetric};
+use verdict_judges::kayenta::scorer::{self, ScoreResult, ScoreThresholds, ScoredMetric};
 
 /// `GET /judges`: the judges a canary config's `judge.name` may name.
 pub fn judges() -> Vec<JudgeInfo> {
@@ -98,9 +98,7 @@ pub fn judge_pairs(
         ));
     }
     let min_points = MinData::default().points;
-    let mut scored = Vec::new();
-    let mut results = Vec::new();
-    let mut explanations = Vec::new();
+    let mut sides = Vec::new();
     for (i, pair) in pairs.iter().enumerate() {
         let at = format!("metricSetPairList[{i}]");
         let name = pair
@@ -116,44 +114,43 @@ pub fn judge_pairs(
                     "{at}: Could not find metric config for {name:?} in the canary config"
                 ))
             })?;
-        let control = side(pair, &at, "control")?;
-        let experiment = side(pair, &at, "experiment")?;
-        let settings = metric.settings();
-        let c = classify(&settings, &control, &experiment);
-        scored.push(ScoredMetric {
-            name: name.to_string(),
-            label: c.label,
-            critical: c.critical,
-            muted: settings.muted,
-            groups: metric.groups.clone(),
-            reason: c.reason.clone(),
-        });
+        sides.push((
+            metric,
+            side(pair, &at, "control")?,
+            side(pair, &at, "experiment")?,
+        ));
+    }
+    let (classified, summary) = classify_and_score(config, sides, thresholds);
+    let mut results = Vec::new();
+    let mut explanations = Vec::new();
+    for (pair, m) in pairs.iter().zip(&classified) {
+        let c = &m.result;
         results.push(AnalysisResult {
-            name: name.to_string(),
+            name: m.metric.name.clone(),
             id: pair.id.clone(),
             tags: pair.tags.clone(),
             classification: c.label.kayenta_name().to_string(),
             classification_reason: c.reason.clone(),
-            groups: metric.groups.clone(),
+            groups: m.metric.groups.clone(),
             experiment_metadata: Some(stats(&c.experiment)),
             control_metadata: Some(stats(&c.control)),
             // Kayenta's ratio is NaN where a mean is zero (its UI shows "N/A").
             result_metadata: Some(json!({"ratio": number(c.mean_ratio.unwrap_or(f64::NAN))})),
             critical: c.critical,
-            muted: settings.muted,
+            muted: m.muted,
         });
         explanations.push(MetricExplanation {
-            name: name.to_string(),
+            name: m.metric.name.clone(),
             classification: c.label.verdict_name().to_string(),
             critical: c.critical,
-            muted: settings.muted,
-            enough_data: c.control.count >= min_points && c.experiment.count >= min_points,
+            muted: m.muted,
+            enough_data: m.enough_data(),
             reason: c.reason.clone().unwrap_or_default(),
-            statistics: serde_json::to_value(&c).unwrap_or(Value::Null),
+            statistics: serde_json::to_value(c).unwrap_or(Value::Null),
         });
     }
-    let summary = scorer::score(&scored, &config.classifier.group_weights, thresholds);
-    refuse_untrustworthy(config, &explanations, summary.score, thresholds.pass)?;
+    refuse_untrustworthy(config, &classified, summary.score, thresholds.pass)
+        .map_err(KayentaError::CannotJudge)?;
     Ok(DirectJudgeResult {
         judge_result: kayenta_judge_result(results, summary),
         verdict: DirectJudgeExplanation {
@@ -163,34 +160,92 @@ pub fn judge_pairs(
     })
 }
 
-/// The two refusals of the module documentation, with every reason.
-fn refuse_untrustworthy(
+/// One metric of a Kayenta judgement: its config, Kayenta's
+/// classification of its points, and whether it is muted.
+#[derive(Debug, Clone)]
+pub struct ClassifiedMetric<'a> {
+    pub metric: &'a MetricConfig,
+    pub result: MetricClassification,
+    pub muted: bool,
+}
+
+impl ClassifiedMetric<'_> {
+    /// Whether both sides have Verdict's minimum of points.
+    pub fn enough_data(&self) -> bool {
+        let min = MinData::default().points;
+        self.result.control.count >= min && self.result.experiment.count >= min
+    }
+}
+
+/// Kayenta's NetflixACAJudge on points: each metric of `sides` (its config,
+/// control and experiment values) classified with its settings, the
+/// results scored with the config's group weights. The one place the two
+/// are composed: `POST /judges/judge` and `verdict judge` with a Kayenta
+/// config both call it, then [`refuse_untrustworthy`].
+pub fn classify_and_score<'a>(
     config: &CanaryConfig,
-    metrics: &[MetricExplanation],
+    sides: impl IntoIterator<Item = (&'a MetricConfig, Vec<f64>, Vec<f64>)>,
+    thresholds: ScoreThresholds,
+) -> (Vec<ClassifiedMetric<'a>>, ScoreResult) {
+    let classified: Vec<ClassifiedMetric> = sides
+        .into_iter()
+        .map(|(metric, control, experiment)| {
+            let settings = metric.settings();
+            ClassifiedMetric {
+                metric,
+                result: classify(&settings, &control, &experiment),
+                muted: settings.muted,
+            }
+        })
+        .collect();
+    let scored: Vec<ScoredMetric> = classified
+        .iter()
+        .map(|m| ScoredMetric {
+            name: m.metric.name.clone(),
+            label: m.result.label,
+            critical: m.result.critical,
+            muted: m.muted,
+            groups: m.metric.groups.clone(),
+            reason: m.result.reason.clone(),
+        })
+        .collect();
+    let summary = scorer::score(&scored, &config.classifier.group_weights, thresholds);
+    (classified, summary)
+}
+
+/// What Kayenta would answer and Verdict refuses (the module
+/// documentation), with every reason: an unmuted metric that could not be
+/// judged; a score reaching `pass` while an unmuted metric has fewer than
+/// Verdict's minimum points on a side, or no data at all.
+pub fn refuse_untrustworthy(
+    config: &CanaryConfig,
+    metrics: &[ClassifiedMetric],
     score: f64,
     pass: f64,
-) -> Result<(), KayentaError> {
+) -> Result<(), String> {
     let failed: Vec<String> = metrics
         .iter()
-        .filter(|m| !m.muted && m.classification == Label::Error.verdict_name())
-        .map(|m| format!("metric {:?} could not be judged: {}", m.name, m.reason))
+        .filter(|m| !m.muted && m.result.label == Label::Error)
+        .map(|m| {
+            let reason = m.result.reason.clone().unwrap_or_default();
+            format!("metric {:?} could not be judged: {reason}", m.metric.name)
+        })
         .collect();
     if !failed.is_empty() {
-        return Err(KayentaError::CannotJudge(failed.join("; ")));
+        return Err(failed.join("; "));
     }
     if score < pass {
         return Ok(());
     }
     let mut thin: Vec<String> = metrics
         .iter()
-        .filter(|m| !m.muted && !m.enough_data)
+        .filter(|m| !m.muted && !m.enough_data())
         .map(|m| {
-            let count = |side: &str| m.statistics[side]["count"].as_u64().unwrap_or(0);
             format!(
                 "metric {:?} has {} control and {} experiment points, fewer than {} on a side",
-                m.name,
-                count("control"),
-                count("experiment"),
+                m.metric.name,
+                m.result.control.count,
+                m.result.experiment.count,
                 MinData::default().points
             )
         })
@@ -199,16 +254,16 @@ fn refuse_untrustworthy(
         config
             .metrics
             .iter()
-            .filter(|m| !m.settings().muted && !metrics.iter().any(|e| e.name == m.name))
+            .filter(|m| !m.settings().muted && !metrics.iter().any(|e| e.metric.name == m.name))
             .map(|m| format!("metric {:?} of the config has no metric set pair", m.name)),
     );
     if thin.is_empty() {
         return Ok(());
     }
-    Err(KayentaError::CannotJudge(format!(
+    Err(format!(
         "score {score:.2} reaches pass {pass} but the data cannot support promoting; {}",
         thin.join("; ")
-    )))
+    ))
 }
 
 #[cfg(test)]
