@@ -19,6 +19,7 @@
 mod svg;
 
 use crate::engine::run::Look;
+use crate::source::increments::step_increase;
 use std::fmt::Write as _;
 use verdict_judges::decision::Action;
 use verdict_judges::kayenta::classifier::Label;
@@ -161,7 +162,8 @@ fn find<'a>(
 }
 
 /// Sums the increments of a cumulative counter into `bins` bins of width
-/// `bin` from `x0` (NaN samples skipped, drops counted from zero as resets).
+/// `bin` from `x0` (NaN samples skipped; a drop is a reset, by the source's
+/// one rule, [`step_increase`]).
 fn binned_increments(points: &[(f64, f64)], x0: f64, bin: f64, bins: usize) -> Vec<f64> {
     let mut out = vec![0.0; bins];
     let mut last: Option<f64> = None;
@@ -170,7 +172,7 @@ fn binned_increments(points: &[(f64, f64)], x0: f64, bin: f64, bins: usize) -> V
             continue;
         }
         if let Some(prev) = last {
-            let inc = if v >= prev { v - prev } else { v };
+            let inc = step_increase(prev, v);
             let i = (((t - x0) / bin).ceil() as usize)
                 .saturating_sub(1)
                 .min(bins - 1);

@@ -147,7 +147,7 @@ pub fn began_in_window(samples: &[Sample], window: &Window) -> bool {
 
 /// The increment between two consecutive counter values, treating a drop as
 /// a reset to 0 followed by counting up to `cur`.
-fn step_increase(prev: f64, cur: f64) -> f64 {
+pub fn step_increase(prev: f64, cur: f64) -> f64 {
     if cur >= prev {
         cur - prev
     } else {
