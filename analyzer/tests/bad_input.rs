@@ -188,6 +188,25 @@ fn cases() -> Vec<Case> {
             400,
             "invalid type",
         ),
+        // A step schedule that is not one (docs/api.md, steps without weights).
+        flagger(
+            "stepWeights not increasing",
+            ok_with("metadata", r#"{"stepWeights":"25,5"}"#),
+            400,
+            "stepWeights",
+        ),
+        flagger(
+            "stepWeights not numbers",
+            ok_with("metadata", r#"{"stepWeights":"5,half"}"#),
+            400,
+            "stepWeights",
+        ),
+        flagger(
+            "stepWeights above 100",
+            ok_with("metadata", r#"{"stepWeights":"50,150"}"#),
+            400,
+            "stepWeights",
+        ),
         // Encoding.
         flagger(
             "invalid UTF-8 in a name",

@@ -163,14 +163,7 @@ pub fn mann_whitney_hodges_lehmann(
     interval: &HodgesLehmannConfig,
 ) -> Result<(MannWhitney, HodgesLehmannInterval), StatsError> {
     // mann_whitney's own checks (empty sides, NaN) come first.
-    if x.is_empty() {
-        return Err(StatsError::EmptySample { sample: "x" });
-    }
-    if y.is_empty() {
-        return Err(StatsError::EmptySample { sample: "y" });
-    }
-    check_values("x", x, true)?;
-    check_values("y", y, true)?;
+    crate::mann_whitney::check_samples(x, y)?;
     check_inputs(x, y, interval)?;
     let (xs, ys) = (sorted_copy(x), sorted_copy(y));
     Ok((

@@ -134,6 +134,19 @@ pub struct MannWhitney {
 /// Sizes up to which `Auto` may still choose the exact method (scipy: 8).
 const AUTO_EXACT_MAX_SIZE: usize = 8;
 
+/// The test's input checks: both samples non-empty, no NaN (infinities
+/// are ranked). Shared with the combined test and interval.
+pub(crate) fn check_samples(x: &[f64], y: &[f64]) -> Result<(), StatsError> {
+    if x.is_empty() {
+        return Err(StatsError::EmptySample { sample: "x" });
+    }
+    if y.is_empty() {
+        return Err(StatsError::EmptySample { sample: "y" });
+    }
+    check_values("x", x, true)?;
+    check_values("y", y, true)
+}
+
 /// Mann-Whitney U test of `x` (canary) against `y` (baseline), as
 /// `scipy.stats.mannwhitneyu(x, y, use_continuity, alternative, method)`.
 ///
@@ -144,14 +157,7 @@ pub fn mann_whitney(
     y: &[f64],
     config: &MannWhitneyConfig,
 ) -> Result<MannWhitney, StatsError> {
-    if x.is_empty() {
-        return Err(StatsError::EmptySample { sample: "x" });
-    }
-    if y.is_empty() {
-        return Err(StatsError::EmptySample { sample: "y" });
-    }
-    check_values("x", x, true)?;
-    check_values("y", y, true)?;
+    check_samples(x, y)?;
     Ok(mann_whitney_sorted(
         &sorted_copy(x),
         &sorted_copy(y),

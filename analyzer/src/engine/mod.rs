@@ -401,12 +401,19 @@ impl Engine {
     /// the step the gate has opened (none before the first opening or past
     /// the last step).
     fn weight_of(run: &Run, analysis: &Analysis, req: &LookRequest) -> Option<f64> {
-        req.weight.or_else(|| {
-            req.steps
-                .as_ref()
-                .or(analysis.config.steps.as_ref())
-                .and_then(|s| s.weight_of(run.step()))
-        })
+        req.weight
+            .or_else(|| Self::scheduled_weight(analysis, req.steps.as_ref(), run.step()))
+    }
+
+    /// The weight of `step` in the request's schedule, or else the
+    /// analysis's; none before the first step, past the last, or without one.
+    fn scheduled_weight(
+        analysis: &Analysis,
+        sent: Option<&StepWeights>,
+        step: usize,
+    ) -> Option<f64> {
+        sent.or(analysis.config.steps.as_ref())
+            .and_then(|s| s.weight_of(step))
     }
 
     /// The run's latest look when this delivery is a duplicate of it: within
@@ -597,10 +604,11 @@ impl Engine {
             Ok(true) => {
                 run.opened = Some(opening);
                 self.telemetry.gate_opened();
-                let weight = steps
-                    .as_ref()
-                    .or(self.analysis(&analysis)?.config.steps.as_ref())
-                    .and_then(|s| s.weight_of(opening.step));
+                let weight = Self::scheduled_weight(
+                    self.analysis(&analysis)?.as_ref(),
+                    steps.as_ref(),
+                    opening.step,
+                );
                 tracing::info!(run = %key, analysis = %analysis, step = opening.step, ?weight, "traffic gate opened");
                 let mut decision = look.decision.clone();
                 decision.reasons.insert(

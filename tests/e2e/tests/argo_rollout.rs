@@ -49,7 +49,8 @@ mod daemon;
 mod prometheus;
 
 use common::{
-    describe_load, log, unix_now, verdict_config, wait_scraped, Service, NAMESPACE, SCRAPE,
+    describe_load, log, switch_faults_on, unix_now, verdict_config, wait_scraped, Service,
+    NAMESPACE, SCRAPE,
 };
 use daemon::Daemon;
 use prometheus::{PrometheusServer, ScrapeTarget};
@@ -229,23 +230,6 @@ struct Outcomes {
     onset: Option<f64>,
 }
 
-/// Switches the canary's fault on half an interval after the weight first
-/// reaches `at_weight`; returns the time just before the switch.
-async fn switch_fault_on_at(weight: Arc<CanaryWeight>, canary: String, at_weight: u32) -> f64 {
-    while weight.get() < at_weight {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(INTERVAL / 2).await;
-    let onset = unix_now();
-    let answer = reqwest::Client::new()
-        .post(format!("{canary}/admin/faults"))
-        .send()
-        .await
-        .expect("switch the canary's faults on");
-    assert_eq!(answer.status().as_u16(), 200, "POST /admin/faults");
-    onset
-}
-
 fn rollout_spec(name: &str, template: &AnalysisTemplate) -> RolloutSpec {
     let mut steps = Vec::new();
     for w in STEPS {
@@ -308,10 +292,11 @@ async fn run_scenario(
     )
     .expect("load generator");
     let late = (scenario.fault_at_weight > 0).then(|| {
-        tokio::spawn(switch_fault_on_at(
+        tokio::spawn(switch_faults_on(
             weight.clone(),
             canary.url.clone(),
             scenario.fault_at_weight,
+            INTERVAL / 2,
         ))
     });
     let swap = restart.map(|(front, daemon, config)| {

@@ -64,8 +64,8 @@ mod daemon;
 mod prometheus;
 
 use common::{
-    describe_load, log, pod_labels, template_config, unix_now, wait_scraped, Service, NAMESPACE,
-    SCRAPE,
+    describe_load, log, pod_labels, switch_faults_on, template_config, wait_scraped, Service,
+    NAMESPACE, SCRAPE,
 };
 use daemon::Daemon;
 use prometheus::{PrometheusServer, ScrapeTarget};
@@ -165,27 +165,6 @@ fn steps() -> Vec<u32> {
     canary(&SCENARIOS[0], "http://x").step_weights
 }
 
-/// Switches `canary`'s faults on half an interval after the weight first
-/// reaches `at_weight` (at once for 0, before the first traffic increase);
-/// returns the time just before the switch (a lower bound of the
-/// regression's onset).
-async fn regress(weight: Arc<CanaryWeight>, canary: String, at_weight: u32) -> f64 {
-    if at_weight > 0 {
-        while weight.get() < at_weight {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(INTERVAL / 2).await;
-    }
-    let onset = unix_now();
-    let answer = reqwest::Client::new()
-        .post(format!("{canary}/admin/faults"))
-        .send()
-        .await
-        .expect("switch the canary's faults on");
-    assert_eq!(answer.status().as_u16(), 200, "POST /admin/faults");
-    onset
-}
-
 /// What one scenario produced.
 struct Outcome {
     report: Report,
@@ -212,10 +191,11 @@ async fn run_scenario(
     )
     .expect("load generator");
     let trigger = scenario.regressed_metric.map(|_| {
-        tokio::spawn(regress(
+        tokio::spawn(switch_faults_on(
             weight.clone(),
             canary.url.clone(),
             scenario.regress_at_weight,
+            INTERVAL / 2,
         ))
     });
     if scenario.regress_at_weight == 0 {

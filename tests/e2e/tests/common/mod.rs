@@ -8,8 +8,9 @@
 use crate::prometheus::PrometheusServer;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use verdict_e2e::load::LoadStats;
+use verdict_e2e::load::{CanaryWeight, LoadStats};
 
 /// The Kubernetes namespace of every scenario.
 pub const NAMESPACE: &str = "e2e";
@@ -149,6 +150,32 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Switches `canary`'s faults on (`POST /admin/faults`) `delay` after the
+/// weight first reaches `at_weight` (at once for 0, before the first
+/// traffic increase); returns the time just before the switch (a lower
+/// bound of the regression's onset).
+pub async fn switch_faults_on(
+    weight: Arc<CanaryWeight>,
+    canary: String,
+    at_weight: u32,
+    delay: Duration,
+) -> f64 {
+    if at_weight > 0 {
+        while weight.get() < at_weight {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(delay).await;
+    }
+    let onset = unix_now();
+    let answer = reqwest::Client::new()
+        .post(format!("{canary}/admin/faults"))
+        .send()
+        .await
+        .expect("switch the canary's faults on");
+    assert_eq!(answer.status().as_u16(), 200, "POST /admin/faults");
+    onset
 }
 
 pub fn unix_now() -> f64 {
